@@ -1,0 +1,49 @@
+"""The ``headroom`` command line.
+
+Each subcommand lives in ``app/commands/<name>.py`` and exposes ``register(subparsers)``, which adds its
+parser and sets ``func``. Errors a user can cause (``HeadroomError``) print one line on stderr and exit 2;
+no traceback ever reaches a user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from planner.errors import HeadroomError
+
+#: Subcommand modules, in the order ``headroom --help`` lists them.
+COMMANDS = (
+    "app.commands.estimate",
+    "app.commands.models",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="headroom", description="Plan, measure and share the memory budget of large language models."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HeadroomError as e:
+        print(f"headroom: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("headroom: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
