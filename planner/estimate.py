@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from planner.breakdown import MemoryBreakdown
@@ -12,34 +13,93 @@ from planner.spec import ModelSpec
 
 ENGINES = ("transformers", "vllm", "llamacpp")
 ATTENTIONS = ("sdpa", "eager", "flash_attention_2")
+CACHES = ("dynamic", "static")
+MODES = ("generate", "forward")
+DEVICES = ("gpu", "cpu")
 
 #: Bounds on workload numbers: far beyond any real deployment, small enough to keep arithmetic sane.
 MAX_BATCH = 1 << 20
 MAX_CONTEXT = 1 << 24
 MAX_TP = 64
+MAX_OVERRIDE_BYTES = 1 << 50
+
+
+def _check_int(name: str, v, lo: int, hi: int, optional: bool = False) -> None:
+    if optional and v is None:
+        return
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise InputError(f"{name} must be an integer from {lo:,} to {hi:,}, got {v!r}")
+
+
+def _check_choice(name: str, v, choices: tuple[str, ...]) -> None:
+    if v not in choices:
+        raise InputError(f"unknown {name} {v!r}; expected one of: {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What the user chose. ``context`` is tokens held per sequence (prompt + generated)."""
+    """Everything the user chose besides the model. Frozen and hashable (cacheable, comparable).
 
-    weights: str = "auto"
-    kv_dtype: str = "auto"
+    ``context``: tokens held per sequence (prompt + generated). ``prompt_tokens``: tokens prefilled in
+    one forward pass (``None``: the whole context), which sets the activation peak.
+    ``overrides``: (assumption name, bytes) pairs replacing overhead defaults, e.g.
+    ``(("overhead/cuda_context", 300 * 2**20),)``.
+    """
+
+    weights: str = "auto"  # weight format name, "auto" = the checkpoint's own
+    kv_dtype: str = "auto"  # "auto" = the compute dtype of the weights
     batch: int = 1
     context: int = 8192
     engine: str = "transformers"
     attention: str = "sdpa"
     tp: int = 1
+    device: str = "gpu"  # "cpu" drops the GPU-only overhead terms
+    # transformers
+    cache: str = "dynamic"  # DynamicCache (default) or StaticCache
+    max_cache_len: int | None = None  # StaticCache length (None: context)
+    mode: str = "generate"  # generate() keeps last-position logits only; forward computes all
+    prompt_tokens: int | None = None
+    # vLLM
+    gpu_memory_bytes: int | None = None  # memory of ONE GPU; needed by vLLM's "reserve what is left"
+    gpu_memory_utilization: float = 0.9
+    max_num_batched_tokens: int | None = None
+    max_num_seqs: int = 256
+    # llama.cpp
+    n_gpu_layers: int | None = None  # -ngl; None = all layers on the GPU
+    overrides: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
-        for name, hi in (("batch", MAX_BATCH), ("context", MAX_CONTEXT), ("tp", MAX_TP)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= hi:
-                raise InputError(f"{name} must be an integer from 1 to {hi:,}, got {v!r}")
-        if self.engine not in ENGINES:
-            raise InputError(f"unknown engine {self.engine!r}; expected one of: {', '.join(ENGINES)}")
-        if self.attention not in ATTENTIONS:
-            raise InputError(f"unknown attention {self.attention!r}; expected one of: {', '.join(ATTENTIONS)}")
+        _check_int("batch", self.batch, 1, MAX_BATCH)
+        _check_int("context", self.context, 1, MAX_CONTEXT)
+        _check_int("tp", self.tp, 1, MAX_TP)
+        _check_int("max_cache_len", self.max_cache_len, 1, MAX_CONTEXT, optional=True)
+        _check_int("prompt_tokens", self.prompt_tokens, 1, MAX_CONTEXT, optional=True)
+        _check_int("gpu_memory_bytes", self.gpu_memory_bytes, 1, MAX_OVERRIDE_BYTES, optional=True)
+        _check_int("max_num_batched_tokens", self.max_num_batched_tokens, 1, MAX_CONTEXT, optional=True)
+        _check_int("max_num_seqs", self.max_num_seqs, 1, MAX_BATCH)
+        _check_int("n_gpu_layers", self.n_gpu_layers, 0, 100_000, optional=True)
+        _check_choice("engine", self.engine, ENGINES)
+        _check_choice("attention", self.attention, ATTENTIONS)
+        _check_choice("cache", self.cache, CACHES)
+        _check_choice("mode", self.mode, MODES)
+        _check_choice("device", self.device, DEVICES)
+        u = self.gpu_memory_utilization
+        if isinstance(u, bool) or not isinstance(u, (int, float)) or not math.isfinite(u) or not 0 < u <= 1:
+            raise InputError(f"gpu_memory_utilization must be a fraction in (0, 1], got {u!r}")
+        if self.prompt_tokens is not None and self.prompt_tokens > self.context:
+            raise InputError(
+                f"prompt_tokens ({self.prompt_tokens:,}) cannot exceed context ({self.context:,})"
+            )
+        if not isinstance(self.overrides, tuple):
+            raise InputError("overrides must be a tuple of (name, bytes) pairs")
+        for item in self.overrides:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+                raise InputError(f"override {item!r} must be a (name, bytes) pair")
+            _check_int(f"override {item[0]}", item[1], 0, MAX_OVERRIDE_BYTES)
+
+    @property
+    def prefill_tokens(self) -> int:
+        return self.prompt_tokens or self.context
 
 
 def estimate(spec: ModelSpec, plan: Plan = Plan()) -> MemoryBreakdown:

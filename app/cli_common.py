@@ -1,0 +1,74 @@
+"""Arguments shared by the subcommands: where the model comes from, and the plan.
+
+``add_model_args`` / ``spec_from_args`` resolve --model / --config / --hub / --approximate;
+``add_plan_args`` / ``plan_from_args`` build a validated :class:`planner.estimate.Plan`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from planner.catalog import catalog_spec
+from planner.errors import InputError, SourceError
+from planner.estimate import ATTENTIONS, CACHES, ENGINES, MODES, Plan
+from planner.spec import ModelSpec, load_config_text, parse_config
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {v}")
+    return v
+
+
+def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    src = p.add_mutually_exclusive_group(required=required)
+    src.add_argument("--model", help="catalog name (see 'headroom models')")
+    src.add_argument("--config", help="path to a config.json or a model directory")
+    src.add_argument("--hub", metavar="REPO_ID", help="Hugging Face repo id (uses HF_TOKEN for gated repos)")
+    p.add_argument("--approximate", action="store_true",
+                   help="plan an unsupported model_type as a llama-like decoder (labelled approximate)")
+
+
+def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    if getattr(args, "model", None):
+        return catalog_spec(args.model)
+    if getattr(args, "config", None):
+        try:
+            with open(args.config, "rb") as f:
+                text = f.read(1 << 21)
+        except OSError as e:
+            raise SourceError(f"cannot read {args.config}: {e.strerror}") from None
+        return parse_config(load_config_text(text, source=args.config), approximate=args.approximate)
+    if getattr(args, "hub", None):
+        raise SourceError("--hub is not available yet")
+    raise InputError("give one of --model, --config or --hub")
+
+
+def add_plan_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("plan")
+    g.add_argument("--weights", default="auto", help="weight format (default: the checkpoint's own)")
+    g.add_argument("--kv-dtype", default="auto", help="KV-cache dtype (default: the weights' compute dtype)")
+    g.add_argument("--batch", type=positive_int, default=1, help="sequences at once (default 1)")
+    g.add_argument("--context", type=positive_int, default=8192,
+                   help="tokens held per sequence, prompt + generated (default 8192)")
+    g.add_argument("--prompt-tokens", type=positive_int, default=None,
+                   help="tokens prefilled in one pass (default: the whole context)")
+    g.add_argument("--engine", default="transformers", choices=ENGINES)
+    g.add_argument("--attention", default="sdpa", choices=ATTENTIONS)
+    g.add_argument("--cache", default="dynamic", choices=CACHES, help="transformers cache class")
+    g.add_argument("--mode", default="generate", choices=MODES,
+                   help="generate() keeps last-position logits; forward computes all")
+    g.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel GPUs")
+    g.add_argument("--cpu", action="store_true", help="plan for CPU (no CUDA context or GPU overheads)")
+
+
+def plan_from_args(args: argparse.Namespace, **extra) -> Plan:
+    return Plan(
+        weights=args.weights, kv_dtype=args.kv_dtype, batch=args.batch, context=args.context,
+        prompt_tokens=args.prompt_tokens, engine=args.engine, attention=args.attention, cache=args.cache,
+        mode=args.mode, tp=args.tp, device="cpu" if args.cpu else "gpu", **extra,
+    )
