@@ -17,6 +17,7 @@ from planner.errors import HeadroomError
 COMMANDS = (
     "app.commands.estimate",
     "app.commands.models",
+    "app.commands.gpus",
 )
 
 

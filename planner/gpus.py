@@ -1,0 +1,107 @@
+"""The hardware catalog (``assets/gpus.json``): accelerators people run LLMs on.
+
+Each :class:`GPU` carries two sizes that users confuse: the *marketed* memory ("80 GB") and
+``memory_bytes``, the total a program actually sees. For NVIDIA cards that is ``nvidia-smi
+--query-gpu=memory.total`` (the NVML total, e.g. 81559 MiB for an H100 80GB HBM3); for AMD it is
+rocminfo's global memory pool; for Apple silicon it is the GPU's default working-set limit (about 75 %
+of RAM on large-memory Macs). ``memory_basis`` says whether the number was read from a cited device
+report or is an assumption, and ``memory_source`` / ``source`` cite where each number comes from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from planner.errors import InputError
+
+GPUS_FILE = Path(__file__).resolve().parent.parent / "assets" / "gpus.json"
+VENDORS = ("nvidia", "amd", "apple", "intel", "other")
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One accelerator. ``memory_bytes``: bytes a program sees on ONE device (see module docstring)."""
+
+    name: str  # friendly key, e.g. "h100-sxm-80gb"
+    title: str
+    vendor: str
+    marketed_memory: str  # as marketed, e.g. "80 GB HBM3"
+    marketed_memory_gb: float
+    memory_bytes: int
+    memory_basis: str  # "nvidia-smi: 81559 MiB ..." or "assumption: ..."
+    memory_source: str  # URL
+    bandwidth_gb_s: float | None  # datasheet memory bandwidth, GB/s
+    bf16_tflops: float | None  # datasheet dense bf16 tensor TFLOPS (None: not published / not supported)
+    source: str  # URL for the datasheet figures
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.memory_bytes, int) or isinstance(self.memory_bytes, bool) or self.memory_bytes <= 0:
+            raise ValueError(f"{self.name}: memory_bytes must be a positive int")
+        if self.vendor not in VENDORS:
+            raise ValueError(f"{self.name}: vendor must be one of {VENDORS}")
+
+    @property
+    def memory_is_assumption(self) -> bool:
+        return self.memory_basis.startswith("assumption")
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "title": self.title, "vendor": self.vendor,
+            "marketed_memory": self.marketed_memory, "marketed_memory_gb": self.marketed_memory_gb,
+            "memory_bytes": self.memory_bytes, "memory_basis": self.memory_basis,
+            "memory_is_assumption": self.memory_is_assumption, "memory_source": self.memory_source,
+            "bandwidth_gb_s": self.bandwidth_gb_s, "bf16_tflops": self.bf16_tflops, "source": self.source,
+        }
+
+
+@lru_cache(maxsize=1)
+def _catalog() -> dict[str, GPU]:
+    rows = json.loads(GPUS_FILE.read_text())["gpus"]
+    out: dict[str, GPU] = {}
+    for r in rows:
+        g = GPU(
+            name=r["name"], title=r["title"], vendor=r["vendor"], marketed_memory=r["marketed_memory"],
+            marketed_memory_gb=r["marketed_memory_gb"], memory_bytes=int(r["memory_bytes"]),
+            memory_basis=r["memory_basis"], memory_source=r["memory_source"],
+            bandwidth_gb_s=r.get("bandwidth_gb_s"), bf16_tflops=r.get("bf16_tflops"), source=r["source"],
+        )
+        out[g.name] = g
+    return out
+
+
+def gpus() -> tuple[GPU, ...]:
+    """Every catalog GPU, in catalog order."""
+    return tuple(_catalog().values())
+
+
+def gpu_names() -> tuple[str, ...]:
+    return tuple(_catalog())
+
+
+def find_gpu(name: str) -> GPU:
+    """A GPU by friendly name or title, case-insensitive.
+
+    A fragment that names exactly one GPU (``"4090"``, ``"h200"``) is accepted; an ambiguous or unknown
+    name raises :class:`InputError` listing the close names.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("give a GPU name; run 'headroom gpus' for the catalog")
+    key = name.strip().lower()
+    cat = _catalog()
+    if key in cat:
+        return cat[key]
+    for g in cat.values():
+        if g.title.lower() == key:
+            return g
+    norm = key.replace(" ", "-").replace("_", "-")
+    hits = [g for n, g in cat.items() if norm in n or key in g.title.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    close = [g.name for g in hits] or difflib.get_close_matches(norm, list(cat), n=4, cutoff=0.4)
+    what = "is ambiguous" if len(hits) > 1 else "is not in the catalog"
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise InputError(f"GPU {name!r} {what}{hint} Run 'headroom gpus' for the list, or give --memory-gib.")
