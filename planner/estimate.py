@@ -10,6 +10,7 @@ from planner.errors import InputError
 from planner.formats import resolve_format, weight_components
 from planner.params import parameter_count
 from planner.spec import ModelSpec
+from planner.stored import StoredWeights
 
 ENGINES = ("transformers", "vllm", "llamacpp")
 ATTENTIONS = ("sdpa", "eager", "flash_attention_2")
@@ -102,11 +103,17 @@ class Plan:
         return self.prompt_tokens or self.context
 
 
-def estimate(spec: ModelSpec, plan: Plan = Plan()) -> MemoryBreakdown:
-    """Memory of running ``spec`` under ``plan``. (Foundation: weights only.)"""
+def estimate(spec: ModelSpec, plan: Plan = Plan(), stored: StoredWeights | None = None) -> MemoryBreakdown:
+    """Memory of running ``spec`` under ``plan``. (Foundation: weights only.)
+
+    ``stored``: the checkpoint's safetensors headers (planner.stored); with ``plan.weights == "auto"`` and
+    no tensor parallelism, their exact stored bytes replace the computed weight bytes.
+    """
     fmt = resolve_format(spec, plan.weights)
     comps = weight_components(spec, fmt)
     assumptions: list[str] = [f"weights stored as {fmt.label}"]
+    if stored is not None and plan.weights == "auto" and plan.tp == 1:
+        comps, assumptions = stored.components(), [stored.describe()]
     if spec.approximate:
         assumptions.append("model planned as a llama-like approximation: numbers are approximate")
     assumptions.extend(spec.notes)
