@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+from dataclasses import dataclass
 
 from planner.catalog import catalog_spec
 from planner.errors import InputError, SourceError
 from planner.estimate import ATTENTIONS, CACHES, ENGINES, MODES, Plan
-from planner.spec import ModelSpec, load_config_text, parse_config
+from planner.spec import MAX_CONFIG_BYTES, ModelSpec, load_config_text, parse_config
+from planner.stored import StoredWeights, read_model_dir
 
 
 def positive_int(text: str) -> int:
@@ -29,23 +32,59 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     src.add_argument("--model", help="catalog name (see 'headroom models')")
     src.add_argument("--config", help="path to a config.json or a model directory")
     src.add_argument("--hub", metavar="REPO_ID", help="Hugging Face repo id (uses HF_TOKEN for gated repos)")
+    p.add_argument("--revision", metavar="REV", help="with --hub: branch, tag or commit sha (default main)")
     p.add_argument("--approximate", action="store_true",
                    help="plan an unsupported model_type as a llama-like decoder (labelled approximate)")
 
 
-def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model: its spec, and the checkpoint's safetensors headers when the source has them."""
+
+    spec: ModelSpec
+    stored: StoredWeights | None = None
+    label: str = ""  # where it came from, for humans ("catalog llama-3.1-8b", "hub org/x@sha", a path)
+    notes: tuple[str, ...] = ()  # what the source could not provide (e.g. hub headers unavailable)
+
+
+def _read_config(path: str, approximate: bool) -> ModelSpec:
+    try:
+        with open(path, "rb") as f:
+            text = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror or e}") from None
+    name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return parse_config(load_config_text(text, source=path), approximate=approximate, name=name)
+
+
+def source_from_args(args: argparse.Namespace) -> ModelSource:
+    """--model / --config FILE|DIR / --hub REPO_ID [--revision R] -> ModelSource (SourceError if unreadable)."""
+    approximate = getattr(args, "approximate", False)
+    if getattr(args, "revision", None) and not getattr(args, "hub", None):
+        raise InputError("--revision only applies to --hub")
     if getattr(args, "model", None):
-        return catalog_spec(args.model)
+        return ModelSource(catalog_spec(args.model), None, f"catalog {args.model}")
     if getattr(args, "config", None):
-        try:
-            with open(args.config, "rb") as f:
-                text = f.read(1 << 21)
-        except OSError as e:
-            raise SourceError(f"cannot read {args.config}: {e.strerror}") from None
-        return parse_config(load_config_text(text, source=args.config), approximate=args.approximate)
+        path = args.config
+        if os.path.isdir(path):
+            cfg = os.path.join(path, "config.json")
+            if not os.path.isfile(cfg):
+                raise SourceError(f"{path} has no config.json; give a config.json or a model directory")
+            return ModelSource(_read_config(cfg, approximate), read_model_dir(path), path)
+        if not os.path.exists(path):
+            raise SourceError(f"cannot read {path}: no such file or directory")
+        return ModelSource(_read_config(path, approximate), None, path)
     if getattr(args, "hub", None):
-        raise SourceError("--hub is not available yet")
+        from app.hub import fetch_hub_model  # imports huggingface_hub: only when --hub is used
+
+        m = fetch_hub_model(args.hub, getattr(args, "revision", None))
+        label = f"hub {m.repo_id}@{(m.sha or m.revision or 'main')[:12]}"
+        return ModelSource(m.spec(approximate=approximate), m.stored, label, m.notes)
     raise InputError("give one of --model, --config or --hub")
+
+
+def spec_from_args(args: argparse.Namespace) -> ModelSpec:
+    return source_from_args(args).spec
 
 
 def add_plan_args(p: argparse.ArgumentParser) -> None:

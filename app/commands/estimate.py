@@ -1,10 +1,17 @@
-"""``headroom estimate``: memory breakdown of one plan."""
+"""``headroom estimate``: memory breakdown of one plan.
+
+With ``--json`` it prints :meth:`planner.breakdown.MemoryBreakdown.to_json` (the stable schema in the
+README); otherwise a table in GiB and GB, grouped by weights / kv_cache / activations / overhead, with
+totals, where each number comes from, and the assumptions behind it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from app.cli_common import add_model_args, add_plan_args, plan_from_args, spec_from_args
+from app.cli_common import add_model_args, add_plan_args, plan_from_args, source_from_args
+from planner.breakdown import GROUPS, MemoryBreakdown
 from planner.estimate import estimate
 
 
@@ -17,12 +24,49 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    spec = spec_from_args(args)
-    b = estimate(spec, plan_from_args(args))
+    src = source_from_args(args)
+    b = estimate(src.spec, plan_from_args(args), stored=src.stored)
+    if src.notes:
+        b = dataclasses.replace(b, assumptions=b.assumptions + src.notes)
     if args.json:
         print(json.dumps(b.to_json(), indent=2))
     else:
-        for path, n in b.as_dict().items():
-            print(f"{path:<32} {n / 2**30:10.3f} GiB {n / 1e9:10.3f} GB")
-        print(f"{'total':<32} {b.total_bytes / 2**30:10.3f} GiB {b.total_bytes / 1e9:10.3f} GB")
+        print(render_table(b, title=f"{src.spec.name or src.spec.model_type} ({src.label})"))
     return 0
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.3f}"
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:,.3f}"
+
+
+def render_table(b: MemoryBreakdown, title: str = "") -> str:
+    """A fixed-width table: one block per group (subtotal, then its components), a total, assumptions."""
+    rows: list[tuple[str, int, str]] = []  # (label, bytes, source); source "" marks a subtotal row
+    for g in GROUPS:
+        comps = [c for c in b.components if c.group == g]
+        if not comps:
+            continue
+        rows.append((g, b.group_bytes(g), ""))
+        merged: dict[str, tuple[int, str]] = {}
+        for c in comps:
+            n, s = merged.get(c.path, (0, c.source))
+            merged[c.path] = (n + c.bytes, s)
+        rows.extend((f"  {path}", n, s) for path, (n, s) in merged.items())
+    w = max([len("component")] + [len(r[0]) for r in rows])
+    nw = max([10] + [len(_gb(r[1])) for r in rows] + [len(_gb(b.total_bytes))])
+    lines = []
+    if title:
+        lines += [title, f"{b.parameters:,} parameters", ""]
+    lines.append(f"{'component':<{w}}  {'GiB':>{nw}}  {'GB':>{nw}}  source")
+    lines.append("-" * (w + 2 * nw + 12))
+    for label, n, s in rows:
+        lines.append(f"{label:<{w}}  {_gib(n):>{nw}}  {_gb(n):>{nw}}  {s}".rstrip())
+    lines.append("-" * (w + 2 * nw + 12))
+    lines.append(f"{'total':<{w}}  {_gib(b.total_bytes):>{nw}}  {_gb(b.total_bytes):>{nw}}")
+    if b.assumptions:
+        lines += ["", "assumptions:"] + [f"  - {a}" for a in b.assumptions]
+    return "\n".join(lines)
