@@ -1,0 +1,530 @@
+"""What every page shares: the plan inputs (sidebar), the link they live in, and the resolved plan.
+
+The entry script calls :func:`sidebar` on every rerun, before the page runs; it renders the inputs, keeps
+``st.query_params`` equal to them (so the address bar is always a share link), resolves the model and the
+plan, and stores a :class:`Resolved` in session state. Pages call :func:`resolved` (or
+:func:`require_plan`) and never parse inputs themselves. Other pages (Profile, Recommend, Export) use the
+same two functions to read the current plan.
+
+Optional planner pieces (fit, overhead assumptions) are imported when present; until they exist the app
+says what is missing instead of failing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from app import hosted, state
+from app.charts import fmt_bytes
+from app.state import CUSTOM_GPU, Inputs
+from planner.breakdown import MemoryBreakdown
+from planner.catalog import catalog, catalog_spec
+from planner.errors import HeadroomError, SourceError
+from planner.estimate import ATTENTIONS, CACHES, ENGINES, MODES, Plan, estimate
+from planner.spec import MAX_CONFIG_BYTES, ModelSpec, load_config_text, parse_config
+
+DEFAULT_GPU = state.DEFAULTS.gpu  # "an 80 GB GPU"
+RESOLVED_KEY = "hr__resolved"
+
+#: Inputs field -> widget key. Every widget has a key, so tests set them by key and links restore them.
+KEYS = {
+    "source": "hr_source", "model": "hr_model", "hub": "hr_hub", "path": "hr_path",
+    "approximate": "hr_approx", "weights": "hr_weights", "kv_dtype": "hr_kv", "batch": "hr_batch",
+    "context": "hr_context", "prompt_tokens": "hr_prompt", "engine": "hr_engine", "attention": "hr_attention",
+    "cache": "hr_cache", "mode": "hr_mode", "gpu": "hr_gpu", "gpus": "hr_gpus", "gpu_gib": "hr_gpu_gib",
+    "gpu_memory_utilization": "hr_util", "max_num_seqs": "hr_seqs",
+    "max_num_batched_tokens": "hr_batched", "n_gpu_layers": "hr_ngl", "unit": "hr_unit",
+}
+PASTE_KEY = "hr_paste"
+UPLOAD_KEY = "hr_upload_file"
+OVERRIDE_KEY = "hr_ov_"  # + assumption name; value in MiB
+
+SOURCE_LABELS = {"catalog": "Catalog", "hub": "Hugging Face hub", "upload": "Upload / paste config.json",
+                 "path": "Local path"}
+
+
+def _optional(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Choices offered (from the planner, with fallbacks for pieces not built yet)
+
+
+@dataclass(frozen=True)
+class Assumption:
+    name: str
+    default_bytes: int
+    description: str = ""
+    source: str = ""
+
+
+def overhead_assumptions() -> tuple[Assumption, ...]:
+    """Overridable overhead assumptions from planner.overhead.ASSUMPTIONS (empty until it exists)."""
+    mod = _optional("planner.overhead")
+    out = []
+    for a in getattr(mod, "ASSUMPTIONS", ()) or ():
+        name = getattr(a, "name", None) or (a.get("name") if isinstance(a, dict) else None)
+        default = getattr(a, "default_bytes", None)
+        if default is None and isinstance(a, dict):
+            default = a.get("default_bytes")
+        if not isinstance(name, str) or not isinstance(default, int):
+            continue
+        desc = getattr(a, "description", "") or (a.get("description", "") if isinstance(a, dict) else "")
+        src = getattr(a, "source", "") or (a.get("source", "") if isinstance(a, dict) else "")
+        out.append(Assumption(name, default, str(desc), str(src)))
+    return tuple(out)
+
+
+def gpu_catalog() -> dict:
+    """name -> planner.gpus.GPU ({} when the GPU catalog is not available)."""
+    mod = _optional("planner.gpus")
+    if mod is None:
+        return {}
+    try:
+        return {g.name: g for g in mod.gpus()}
+    except Exception:  # a broken catalog file must not take the app down
+        return {}
+
+
+def weight_formats() -> dict[str, str]:
+    """format name -> label, "auto" first."""
+    from planner import formats
+
+    out = {"auto": "auto (the checkpoint's own)"}
+    lf = getattr(formats, "list_formats", None)
+    out.update(dict(lf()) if lf else {n: f.label for n, f in formats.FORMATS.items()})
+    return out
+
+
+def kv_dtypes() -> tuple[str, ...]:
+    mod = _optional("planner.kv_cache")
+    return tuple(getattr(mod, "KV_DTYPES", ("auto",)))
+
+
+def choices(policy: hosted.Policy) -> state.Choices:
+    sources = tuple(s for s in state.SOURCES if s != "path" or policy.allow_local_paths)
+    return state.Choices(
+        models=tuple(catalog()), weights=tuple(weight_formats()), kv_dtypes=kv_dtypes(), engines=ENGINES,
+        attentions=ATTENTIONS, caches=CACHES, modes=MODES, gpus=tuple(gpu_catalog()),
+        overrides=tuple(a.name for a in overhead_assumptions()), sources=sources,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The resolved plan
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The current plan as every page sees it. ``error`` set: the model or plan could not be built."""
+
+    inputs: Inputs
+    policy: hosted.Policy
+    model_label: str = ""
+    spec: ModelSpec | None = None
+    plan: Plan | None = None
+    breakdown: MemoryBreakdown | None = None
+    stored: object | None = None  # planner.stored.StoredWeights from the hub, when available
+    gpu_label: str = ""
+    gpu_bytes: int = 0  # memory of ONE GPU
+    gpus: int = 1
+    error: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.breakdown is not None
+
+    @property
+    def unit(self) -> str:
+        return self.inputs.unit
+
+
+def resolved() -> Resolved | None:
+    return st.session_state.get(RESOLVED_KEY)
+
+
+def require_plan() -> Resolved:
+    """The resolved plan; shows the error and stops the page when there is none."""
+    r = resolved()
+    if r is None:
+        st.error("No plan yet: choose a model in the sidebar.")
+        st.stop()
+    if not r.ok:
+        st.error(r.error)
+        st.info("Fix the model or plan in the sidebar; the other settings are kept.")
+        st.stop()
+    return r
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _parse_text(text: str | bytes, approximate: bool, name: str) -> ModelSpec:
+    return parse_config(load_config_text(text, source=name or "config.json"), approximate=approximate, name=name)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def cached_estimate(spec: ModelSpec, plan: Plan, _stored=None, stored_key: str = "") -> MemoryBreakdown:
+    """planner.estimate.estimate, cached per (spec, plan, stored headers)."""
+    return estimate(spec, plan, _stored) if _stored is not None else estimate(spec, plan)
+
+
+def estimate_for(r: Resolved, plan: Plan) -> MemoryBreakdown:
+    """Estimate another plan for the current model (sweeps, GPU comparisons)."""
+    return cached_estimate(r.spec, plan, r.stored, _stored_key(r.stored))
+
+
+def _stored_key(stored) -> str:
+    return "" if stored is None else f"{id(stored)}:{getattr(stored, 'total_bytes', '')}"
+
+
+def _read_local(path: str) -> tuple[bytes, str]:
+    import os
+
+    p = os.path.expanduser(path.strip())
+    if os.path.isdir(p):
+        p = os.path.join(p, "config.json")
+    try:
+        with open(p, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)  # one byte more, so an oversized file is reported as such
+    except OSError as e:
+        raise SourceError(f"cannot read {p}: {e.strerror}; give a config.json or a model directory") from None
+    return data, os.path.basename(os.path.dirname(os.path.abspath(p))) or p
+
+
+def _model(inputs: Inputs, policy: hosted.Policy, config_text: str | None, config_name: str):
+    """(label, spec, stored, notes) for the chosen source. Raises HeadroomError with a clear message."""
+    if inputs.source == "catalog":
+        e = catalog()[inputs.model] if inputs.model in catalog() else None
+        if e is None:
+            raise SourceError(f"unknown catalog model {inputs.model!r}")
+        return e.title, catalog_spec(e.name), None, ()
+    if inputs.source == "hub":
+        if not inputs.hub:
+            raise SourceError("enter a Hugging Face repo id, for example 'Qwen/Qwen2.5-7B-Instruct'")
+        hub = _optional("app.hub")
+        if hub is None or not hasattr(hub, "fetch_hub_model"):
+            raise SourceError("hub loading is not available in this installation; upload the config.json instead")
+        m = hub.fetch_hub_model(inputs.hub, max_config_bytes=policy.hub_max_config_bytes,
+                                max_header_bytes=policy.hub_max_header_bytes, timeout_s=policy.hub_timeout_s)
+        spec = _parse_text(m.config_text, inputs.approximate, inputs.hub)
+        return inputs.hub, spec, getattr(m, "stored", None), tuple(getattr(m, "notes", ()) or ())
+    if inputs.source == "path":
+        if not policy.allow_local_paths:
+            raise SourceError("local paths are disabled in hosted mode; upload the config.json instead")
+        if not inputs.path.strip():
+            raise SourceError("enter the path of a config.json or a model directory")
+        text, name = _read_local(inputs.path)
+        return name, _parse_text(text, inputs.approximate, name), None, ()
+    # upload / paste
+    if not config_text:
+        if inputs.upload:
+            raise SourceError(f"this plan used the uploaded config {inputs.upload!r}, too large to travel in a "
+                              "link: upload that file to reproduce it")
+        raise SourceError("upload a config.json or paste its text")
+    return config_name or "uploaded config", _parse_text(config_text, inputs.approximate, config_name), None, ()
+
+
+def _gpu(inputs: Inputs) -> tuple[str, int]:
+    cat = gpu_catalog()
+    if inputs.gpu != CUSTOM_GPU and cat:
+        g = cat.get(inputs.gpu or DEFAULT_GPU) or next(iter(cat.values()))
+        return g.title, g.memory_bytes
+    return f"custom {inputs.gpu_gib:g} GiB GPU", int(inputs.gpu_gib * 2**30)
+
+
+def make_plan(inputs: Inputs, gpu_bytes: int) -> Plan:
+    return Plan(
+        weights=inputs.weights, kv_dtype=inputs.kv_dtype, batch=inputs.batch, context=inputs.context,
+        prompt_tokens=inputs.prompt_tokens or None, engine=inputs.engine, attention=inputs.attention,
+        cache=inputs.cache, mode=inputs.mode, tp=inputs.gpus, gpu_memory_bytes=gpu_bytes,
+        gpu_memory_utilization=inputs.gpu_memory_utilization, max_num_seqs=inputs.max_num_seqs,
+        max_num_batched_tokens=inputs.max_num_batched_tokens or None,
+        n_gpu_layers=None if inputs.n_gpu_layers < 0 else inputs.n_gpu_layers, overrides=inputs.overrides,
+    )
+
+
+def resolve(inputs: Inputs, policy: hosted.Policy, config_text: str | None = None, config_name: str = "") -> Resolved:
+    """Build the model, plan and breakdown; every user-caused problem becomes ``error`` (never raises)."""
+    gpu_label, gpu_bytes = _gpu(inputs)
+    base = Resolved(inputs=inputs, policy=policy, gpu_label=gpu_label, gpu_bytes=gpu_bytes, gpus=inputs.gpus)
+    try:
+        label, spec, stored, notes = _model(inputs, policy, config_text, config_name)
+    except HeadroomError as e:
+        return replace(base, error=f"Model: {e}")
+    try:
+        plan = make_plan(inputs, gpu_bytes)
+        b = cached_estimate(spec, plan, stored, _stored_key(stored))
+    except HeadroomError as e:
+        return replace(base, model_label=label, spec=spec, error=f"Plan: {e}")
+    return replace(base, model_label=label, spec=spec, plan=plan, breakdown=b, stored=stored, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fit (planner.fit when present)
+
+
+@dataclass(frozen=True)
+class FitView:
+    fits: bool
+    free_bytes: int
+    max_batch: int | None = None
+    max_context: int | None = None
+    kv_cache_tokens: int | None = None
+    max_concurrency: float | None = None
+    available: bool = True  # False: planner.fit is missing and only fits/free are known
+
+
+def fit_view(r: Resolved, plan: Plan | None = None, gpu_bytes: int | None = None, gpus: int | None = None,
+             breakdown: MemoryBreakdown | None = None) -> FitView:
+    """Whether ``plan`` fits on ``gpus`` GPUs of ``gpu_bytes`` each (per-GPU breakdown vs one GPU)."""
+    plan = plan or r.plan
+    gpu_bytes = gpu_bytes or r.gpu_bytes
+    gpus = gpus or r.gpus
+    fit_mod = _optional("planner.fit")
+    if fit_mod is not None and hasattr(fit_mod, "fit"):
+        res = _cached_fit(r.spec, plan, gpu_bytes, gpus)
+        return FitView(
+            fits=bool(res.fits), free_bytes=int(res.free_bytes), max_batch=getattr(res, "max_batch", None),
+            max_context=getattr(res, "max_context", None), kv_cache_tokens=getattr(res, "kv_cache_tokens", None),
+            max_concurrency=getattr(res, "max_concurrency", None),
+        )
+    b = breakdown or estimate_for(r, plan)
+    return FitView(fits=b.total_bytes <= gpu_bytes, free_bytes=gpu_bytes - b.total_bytes, available=False)
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _cached_fit(spec: ModelSpec, plan: Plan, gpu_bytes: int, gpus: int):
+    from planner.fit import fit
+
+    return fit(spec, plan, gpu_bytes, gpus)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sidebar
+
+
+def _ensure(key: str, default) -> None:
+    """Give a widget its value before it is created (link value, else default); never both value= and state."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+
+
+def _init_from_link(policy: hosted.Policy, ch: state.Choices) -> None:
+    if st.session_state.get("hr__init"):
+        return
+    st.session_state["hr__init"] = True
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    inputs, errors = state.from_query(params, ch)
+    if inputs.source == "path" and not policy.allow_local_paths:
+        errors.append("local paths are disabled in hosted mode; the catalog model is shown instead")
+        inputs = replace(inputs, source="catalog", path="")
+    if inputs.config:
+        try:
+            st.session_state[PASTE_KEY] = state.decode_config(inputs.config).decode("utf-8", errors="replace")
+        except HeadroomError as e:  # already validated; kept for safety
+            errors.append(str(e))
+    for name, key in KEYS.items():
+        st.session_state[key] = getattr(inputs, name)
+    for name, n in inputs.overrides:
+        st.session_state[OVERRIDE_KEY + name] = n / 2**20
+    st.session_state["hr__link_errors"] = errors
+    st.session_state["hr__link_upload"] = inputs.upload
+
+
+def _config_input() -> tuple[str | bytes | None, str, str]:
+    """(config text, its name, link token) from the uploader, else the paste box."""
+    up = st.sidebar.file_uploader("config.json", type=["json"], key=UPLOAD_KEY,
+                                  help=f"A model's config.json (at most {MAX_CONFIG_BYTES // 2**20} MiB).")
+    _ensure(PASTE_KEY, "")
+    st.sidebar.text_area("or paste config.json", key=PASTE_KEY, height=100)
+    if up is not None:
+        return up.getvalue(), up.name, ""  # bytes: load_config_text checks size and encoding
+    text = st.session_state.get(PASTE_KEY) or ""
+    return (text if text.strip() else None), "pasted config.json", ""
+
+
+def sidebar(policy: hosted.Policy) -> Resolved:
+    """Render the plan inputs, sync the link, resolve the plan and store it for the page."""
+    ch = choices(policy)
+    _init_from_link(policy, ch)
+    sb = st.sidebar
+    for msg in st.session_state.get("hr__link_errors", []):
+        sb.warning(f"Link: {msg}")
+
+    d = state.DEFAULTS
+    _ensure(KEYS["unit"], d.unit)
+    sb.radio("Units", state.UNITS, key=KEYS["unit"], horizontal=True,
+             help="GiB = 2^30 bytes (what nvidia-smi and PyTorch show); GB = 10^9 bytes (what vendors market).")
+
+    sb.header("Model")
+    _ensure(KEYS["source"], d.source)
+    if st.session_state[KEYS["source"]] not in ch.sources:
+        st.session_state[KEYS["source"]] = d.source
+    source = sb.radio("Source", ch.sources, key=KEYS["source"], format_func=SOURCE_LABELS.get)
+    config_text, config_name = None, ""
+    if source == "catalog":
+        _ensure(KEYS["model"], d.model)
+        if st.session_state[KEYS["model"]] not in ch.models:
+            st.session_state[KEYS["model"]] = d.model
+        cat = catalog()
+        sb.selectbox("Catalog model (type to search)", ch.models, key=KEYS["model"],
+                     format_func=lambda n: f"{cat[n].title} ({n})")
+    elif source == "hub":
+        _ensure(KEYS["hub"], d.hub)
+        sb.text_input("Hub repo id", key=KEYS["hub"], placeholder="Qwen/Qwen2.5-7B-Instruct",
+                      help="Only config.json and safetensors headers are read; no weights, no remote code.")
+    elif source == "upload":
+        link_upload = st.session_state.get("hr__link_upload")
+        config_text, config_name, _ = _config_input()
+        if link_upload and not config_text:
+            sb.warning(f"This link's plan used the uploaded config **{link_upload}**, which is too large to "
+                       "travel in a link: upload it to reproduce the plan.")
+    elif source == "path":
+        _ensure(KEYS["path"], d.path)
+        sb.text_input("config.json or model directory", key=KEYS["path"])
+    _ensure(KEYS["approximate"], d.approximate)
+    sb.checkbox("Plan unsupported model types as llama-like (approximate)", key=KEYS["approximate"])
+
+    sb.header("Workload")
+    fmts = weight_formats()
+    _ensure(KEYS["weights"], d.weights)
+    if st.session_state[KEYS["weights"]] not in fmts:
+        st.session_state[KEYS["weights"]] = d.weights
+    sb.selectbox("Weight format", list(fmts), key=KEYS["weights"], format_func=lambda n: f"{n}: {fmts[n]}"
+                 if n != "auto" else fmts[n])
+    _ensure(KEYS["kv_dtype"], d.kv_dtype)
+    sb.selectbox("KV-cache dtype", ch.kv_dtypes, key=KEYS["kv_dtype"],
+                 help="auto = the weights' compute dtype")
+    c1, c2 = sb.columns(2)
+    _ensure(KEYS["batch"], d.batch)
+    c1.number_input("Batch", min_value=1, max_value=1 << 20, step=1, key=KEYS["batch"])
+    _ensure(KEYS["context"], d.context)
+    c2.number_input("Context (tokens)", min_value=1, max_value=1 << 24, step=1024, key=KEYS["context"],
+                    help="Tokens held per sequence: prompt + generated.")
+    _ensure(KEYS["prompt_tokens"], d.prompt_tokens)
+    sb.number_input("Prompt tokens prefilled at once (0 = whole context)", min_value=0, max_value=1 << 24,
+                    step=512, key=KEYS["prompt_tokens"])
+
+    sb.header("Engine")
+    _ensure(KEYS["engine"], d.engine)
+    engine = sb.selectbox("Engine", ENGINES, key=KEYS["engine"])
+    _ensure(KEYS["attention"], d.attention)
+    sb.selectbox("Attention", ATTENTIONS, key=KEYS["attention"])
+    if engine == "transformers":
+        _ensure(KEYS["cache"], d.cache)
+        sb.selectbox("Cache", CACHES, key=KEYS["cache"], help="DynamicCache (default) or StaticCache")
+        _ensure(KEYS["mode"], d.mode)
+        sb.selectbox("Mode", MODES, key=KEYS["mode"],
+                     help="generate() computes last-position logits only; a plain forward computes all")
+    elif engine == "vllm":
+        _ensure(KEYS["gpu_memory_utilization"], d.gpu_memory_utilization)
+        sb.slider("gpu_memory_utilization", 0.05, 1.0, step=0.01, key=KEYS["gpu_memory_utilization"])
+        _ensure(KEYS["max_num_seqs"], d.max_num_seqs)
+        sb.number_input("max_num_seqs", min_value=1, max_value=1 << 20, key=KEYS["max_num_seqs"])
+        _ensure(KEYS["max_num_batched_tokens"], d.max_num_batched_tokens)
+        sb.number_input("max_num_batched_tokens (0 = default)", min_value=0, max_value=1 << 24,
+                        key=KEYS["max_num_batched_tokens"])
+    elif engine == "llamacpp":
+        _ensure(KEYS["n_gpu_layers"], d.n_gpu_layers)
+        sb.number_input("n_gpu_layers (-1 = all)", min_value=-1, max_value=100_000, key=KEYS["n_gpu_layers"])
+
+    sb.header("Hardware")
+    gcat = gpu_catalog()
+    gpu_options = [*gcat, CUSTOM_GPU]
+    _ensure(KEYS["gpu"], DEFAULT_GPU if DEFAULT_GPU in gcat else CUSTOM_GPU)
+    if st.session_state[KEYS["gpu"]] in ("", None) or st.session_state[KEYS["gpu"]] not in gpu_options:
+        st.session_state[KEYS["gpu"]] = DEFAULT_GPU if DEFAULT_GPU in gcat else CUSTOM_GPU
+    unit = st.session_state[KEYS["unit"]]
+    gpu = sb.selectbox("GPU", gpu_options, key=KEYS["gpu"],
+                       format_func=lambda n: "custom memory" if n == CUSTOM_GPU
+                       else f"{gcat[n].title} ({fmt_bytes(gcat[n].memory_bytes, unit, 1)})")
+    if gpu == CUSTOM_GPU:
+        _ensure(KEYS["gpu_gib"], d.gpu_gib)
+        sb.number_input("Memory per GPU (GiB)", min_value=0.5, max_value=float(1 << 20), step=1.0,
+                        key=KEYS["gpu_gib"])
+        if not gcat:
+            sb.caption("The GPU catalog is not available; enter the memory of one GPU.")
+    _ensure(KEYS["gpus"], d.gpus)
+    sb.number_input("GPUs (tensor parallel)", min_value=1, max_value=64, step=1, key=KEYS["gpus"])
+
+    overrides = _overrides_widgets(sb, unit)
+
+    values = {name: st.session_state.get(key, getattr(d, name)) for name, key in KEYS.items()}
+    if values["gpu"] in ("", None):
+        values["gpu"] = DEFAULT_GPU
+    values["gpu_gib"] = float(values["gpu_gib"])
+    values["gpu_memory_utilization"] = float(values["gpu_memory_utilization"])
+    for k in ("batch", "context", "prompt_tokens", "gpus", "max_num_seqs", "max_num_batched_tokens", "n_gpu_layers"):
+        values[k] = int(values[k])
+    inputs = Inputs(**values, overrides=overrides)
+
+    # An uploaded/pasted config travels in the link when small enough; else the link names the file.
+    if source == "upload" and config_text:
+        token = None
+        try:
+            token = state.encode_config(load_config_text(config_text, source=config_name))
+        except HeadroomError:
+            pass  # the parse error is reported by resolve()
+        inputs = replace(inputs, config=token or "", upload="" if token else config_name)
+    elif source == "upload" and st.session_state.get("hr__link_upload"):
+        inputs = replace(inputs, upload=st.session_state["hr__link_upload"])
+
+    r = resolve(inputs, policy, config_text, config_name)
+    st.session_state[RESOLVED_KEY] = r
+    _sync_link(inputs)
+    _share_control(sb, inputs)
+    return r
+
+
+def _overrides_widgets(sb, unit: str) -> tuple[tuple[str, int], ...]:
+    assumptions = overhead_assumptions()
+    with sb.expander("Overhead assumptions", expanded=False):
+        if not assumptions:
+            st.caption("The overhead model does not list overridable assumptions in this build.")
+            return ()
+        st.caption("Defaults are assumptions; replace any with your measured value (MiB).")
+        out = []
+        for a in assumptions:
+            key = OVERRIDE_KEY + a.name
+            _ensure(key, a.default_bytes / 2**20)
+            st.number_input(a.name, min_value=0.0, max_value=float(1 << 30), step=16.0, key=key,
+                            help=(a.description + (f" Source: {a.source}" if a.source else "")).strip() or None)
+            n = int(round(float(st.session_state[key]) * 2**20))
+            if n != a.default_bytes:
+                out.append((a.name, n))
+        return tuple(sorted(out))
+
+
+def _sync_link(inputs: Inputs) -> None:
+    q = state.to_query(inputs)
+    current = {k: st.query_params.get(k) for k in st.query_params}
+    if current != q:
+        st.query_params.from_dict(q)
+
+
+def share_link(inputs: Inputs) -> str:
+    """The absolute link of the current page with every input in its query string."""
+    base = ""
+    try:
+        base = st.context.url or ""
+    except Exception:
+        base = ""
+    base = base.split("?", 1)[0] or "http://localhost:8501/"
+    return f"{base}?{urlencode(state.to_query(inputs))}"
+
+
+def _share_control(sb, inputs: Inputs) -> None:
+    sb.header("Share")
+    link = share_link(inputs)
+    sb.code(link, language=None, wrap_lines=True)
+    sb.caption("This link reproduces the plan exactly (the address bar always holds it too)."
+               + (" The uploaded config is too large to travel in a link; the link names it instead."
+                  if inputs.upload else ""))

@@ -1,0 +1,183 @@
+"""Charts as pure functions: a breakdown or a DataFrame in, a plotly Figure out.
+
+No streamlit here, so every chart can be built and checked in a test (or exported to an image) without a
+running app. Byte values stay integers in the data; only axis values are scaled to the chosen unit.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from planner.breakdown import GROUPS, MemoryBreakdown
+
+UNIT_BYTES = {"GiB": 2**30, "GB": 10**9}
+
+#: One colour family per top-level group, so every chart reads the same way.
+GROUP_COLORS = {
+    "weights": "#3b5bdb",
+    "kv_cache": "#f08c00",
+    "activations": "#2f9e44",
+    "overhead": "#868e96",
+}
+_SHADES = {
+    "weights": ["#3b5bdb", "#5c7cfa", "#748ffc", "#91a7ff", "#364fc7", "#4263eb", "#bac8ff"],
+    "kv_cache": ["#f08c00", "#ffa94d", "#e67700", "#ffc078"],
+    "activations": ["#2f9e44", "#51cf66", "#2b8a3e", "#8ce99a", "#37b24d"],
+    "overhead": ["#868e96", "#adb5bd", "#495057", "#ced4da", "#6c757d", "#343a40"],
+}
+
+
+def scale(n_bytes, unit: str):
+    """Bytes -> the display unit (GiB = 2**30 bytes, GB = 10**9 bytes)."""
+    return n_bytes / UNIT_BYTES[unit]
+
+
+def fmt_bytes(n_bytes: int | float, unit: str, digits: int = 2) -> str:
+    return f"{scale(n_bytes, unit):,.{digits}f} {unit}"
+
+
+def breakdown_frame(b: MemoryBreakdown) -> pd.DataFrame:
+    """One row per component: path, group, bytes (int), share of the total, formula, source."""
+    total = b.total_bytes or 1
+    rows = [
+        {"component": c.path, "group": c.group, "bytes": c.bytes, "share": c.bytes / total,
+         "formula": c.formula, "source": c.source}
+        for c in b.components
+    ]
+    return pd.DataFrame(rows, columns=["component", "group", "bytes", "share", "formula", "source"])
+
+
+def _component_colors(paths: list[str]) -> list[str]:
+    used: dict[str, int] = {}
+    out = []
+    for p in paths:
+        g = p.split("/", 1)[0]
+        i = used.get(g, 0)
+        used[g] = i + 1
+        shades = _SHADES.get(g, ["#999999"])
+        out.append(shades[i % len(shades)])
+    return out
+
+
+def stacked_bar(b: MemoryBreakdown, unit: str = "GiB", capacity_bytes: int | None = None,
+                title: str = "") -> go.Figure:
+    """One horizontal bar per group, stacked by component; a dashed line at the GPU capacity."""
+    fig = go.Figure()
+    merged = b.as_dict()
+    colors = dict(zip(merged, _component_colors(list(merged)), strict=True))
+    for path, n in merged.items():
+        group = path.split("/", 1)[0]
+        fig.add_bar(
+            y=["total"], x=[scale(n, unit)], name=path, orientation="h",
+            marker_color=colors[path], legendgroup=group,
+            hovertemplate=f"{path}: %{{x:,.3f}} {unit}<extra></extra>",
+        )
+    if capacity_bytes:
+        fig.add_vline(x=scale(capacity_bytes, unit), line_dash="dash", line_color="#c92a2a",
+                      annotation_text=f"GPU memory {fmt_bytes(capacity_bytes, unit)}",
+                      annotation_position="top")
+    fig.update_layout(barmode="stack", height=230, margin=dict(l=10, r=10, t=40, b=10), title=title or None,
+                      xaxis_title=unit, legend=dict(orientation="h", y=-0.35), yaxis=dict(visible=False))
+    return fig
+
+
+def treemap(b: MemoryBreakdown, unit: str = "GiB") -> go.Figure:
+    """Treemap of the slash-path components: groups contain their components (sizes add up)."""
+    leaves = {p: n for p, n in b.as_dict().items() if n > 0}
+    nodes: dict[str, int] = {}
+    for path, n in leaves.items():
+        parts = path.split("/")
+        for i in range(1, len(parts) + 1):
+            node = "/".join(parts[:i])
+            nodes[node] = nodes.get(node, 0) + n
+    ids = list(nodes)
+    parents = ["/".join(i.split("/")[:-1]) for i in ids]
+    labels = [i.split("/")[-1] for i in ids]
+    values = [scale(nodes[i], unit) for i in ids]
+    colors = [GROUP_COLORS.get(i.split("/")[0], "#999999") for i in ids]
+    fig = go.Figure(go.Treemap(
+        ids=ids, parents=parents, labels=labels, values=values, branchvalues="total",
+        marker=dict(colors=colors), texttemplate="%{label}<br>%{value:,.2f} " + unit,
+        hovertemplate="%{id}: %{value:,.3f} " + unit + "<extra></extra>",
+    ))
+    fig.update_layout(height=360, margin=dict(l=5, r=5, t=5, b=5))
+    return fig
+
+
+def fit_gauge(total_bytes: int, capacity_bytes: int, unit: str = "GiB") -> go.Figure:
+    """Gauge of the plan's memory against the memory available (all GPUs together)."""
+    cap = scale(capacity_bytes, unit)
+    val = scale(total_bytes, unit)
+    fits = total_bytes <= capacity_bytes
+    fig = go.Figure(go.Indicator(
+        mode="gauge+number", value=val, number=dict(suffix=f" {unit}", valueformat=",.2f"),
+        title=dict(text="fits" if fits else "does not fit"),
+        gauge=dict(
+            axis=dict(range=[0, max(cap, val) * 1.05]),
+            bar=dict(color="#2f9e44" if fits else "#c92a2a"),
+            threshold=dict(line=dict(color="#c92a2a", width=3), value=cap),
+        ),
+    ))
+    fig.update_layout(height=230, margin=dict(l=20, r=20, t=50, b=10))
+    return fig
+
+
+def context_curves(df: pd.DataFrame, unit: str = "GiB", capacities: dict[str, int] | None = None) -> go.Figure:
+    """Memory against context: ``df`` has columns context, total_bytes and a ``series`` label per line.
+
+    ``capacities``: label -> bytes, drawn as horizontal lines (GPU memory).
+    """
+    fig = go.Figure()
+    for label, part in df.groupby("series", sort=False):
+        fig.add_scatter(x=part["context"], y=scale(part["total_bytes"], unit), mode="lines+markers", name=str(label),
+                        hovertemplate="context %{x:,}<br>%{y:,.2f} " + unit + "<extra>" + str(label) + "</extra>")
+    for label, n in (capacities or {}).items():
+        fig.add_hline(y=scale(n, unit), line_dash="dash", line_color="#c92a2a",
+                      annotation_text=label, annotation_position="top left")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="context (tokens per sequence)",
+                      yaxis_title=f"memory ({unit})", xaxis_type="log", legend_title="batch / format")
+    return fig
+
+
+def fit_heatmap(df: pd.DataFrame, capacity_bytes: int, unit: str = "GiB") -> go.Figure:
+    """Free memory over batch x context (``df``: batch, context, total_bytes); negative = does not fit."""
+    grid = df.pivot(index="batch", columns="context", values="total_bytes")
+    free = (capacity_bytes - grid) / UNIT_BYTES[unit]
+    lim = float(max(abs(free.values.min()), abs(free.values.max()), 1e-9))
+    fig = go.Figure(go.Heatmap(
+        z=free.values, x=[str(c) for c in free.columns], y=[str(b) for b in free.index],
+        zmin=-lim, zmax=lim, colorscale="RdYlGn", colorbar=dict(title=f"free {unit}"),
+        hovertemplate="batch %{y}, context %{x}<br>free %{z:,.2f} " + unit + "<extra></extra>",
+        text=[["fits" if v >= 0 else "no" for v in row] for row in free.values], texttemplate="%{text}",
+    ))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="context (tokens)",
+                      yaxis_title="batch")
+    return fig
+
+
+def max_context_bar(df: pd.DataFrame) -> go.Figure:
+    """Largest context that fits per weight format (``df``: format, max_context; 0 = weights alone too big)."""
+    fig = go.Figure(go.Bar(x=df["format"], y=df["max_context"], marker_color=GROUP_COLORS["weights"],
+                           text=[f"{v:,}" if v else "no fit" for v in df["max_context"]], textposition="outside",
+                           hovertemplate="%{x}: %{y:,} tokens<extra></extra>"))
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), yaxis_title="largest context (tokens)",
+                      xaxis_title="weight format")
+    return fig
+
+
+def gpu_free_bar(df: pd.DataFrame, unit: str = "GiB") -> go.Figure:
+    """Free memory per GPU option (``df``: option, free_bytes, fits)."""
+    fig = go.Figure(go.Bar(
+        x=df["option"], y=scale(df["free_bytes"], unit),
+        marker_color=["#2f9e44" if f else "#c92a2a" for f in df["fits"]],
+        hovertemplate="%{x}: %{y:,.2f} " + unit + " free<extra></extra>",
+    ))
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=f"free memory ({unit})")
+    return fig
+
+
+__all__ = [
+    "GROUPS", "UNIT_BYTES", "breakdown_frame", "context_curves", "fit_gauge", "fit_heatmap", "fmt_bytes",
+    "gpu_free_bar", "max_context_bar", "scale", "stacked_bar", "treemap",
+]
