@@ -528,3 +528,157 @@ def _share_control(sb, inputs: Inputs) -> None:
     sb.caption("This link reproduces the plan exactly (the address bar always holds it too)."
                + (" The uploaded config is too large to travel in a link; the link names it instead."
                   if inputs.upload else ""))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sweeps for Explore and Compare (cached; the current model and plan vary only along the swept axes)
+
+EXPLORE_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+EXPLORE_CONTEXTS = tuple(2**k for k in range(9, 21))  # 512 .. 1,048,576 tokens
+
+
+def context_sweep(r: Resolved, formats: tuple[str, ...], batches: tuple[int, ...], contexts: tuple[int, ...]):
+    """DataFrame (series, format, batch, context, total_bytes) and messages for formats that failed."""
+    import pandas as pd
+
+    rows, errors = [], []
+    for f in formats:
+        for bsz in batches:
+            for c in contexts:
+                try:
+                    b = estimate_for(r, replace(r.plan, weights=f, batch=bsz, context=c, prompt_tokens=None))
+                except HeadroomError as e:
+                    errors.append(f"{f}: {e}")
+                    break
+                rows.append({"series": f"{f} · batch {bsz}", "format": f, "batch": bsz, "context": c,
+                             "total_bytes": b.total_bytes})
+    return pd.DataFrame(rows, columns=["series", "format", "batch", "context", "total_bytes"]), \
+        list(dict.fromkeys(errors))
+
+
+def grid_sweep(r: Resolved, batches: tuple[int, ...], contexts: tuple[int, ...]):
+    """DataFrame (batch, context, total_bytes) of the current plan over batch x context."""
+    import pandas as pd
+
+    rows, errors = [], []
+    for bsz in batches:
+        for c in contexts:
+            try:
+                b = estimate_for(r, replace(r.plan, batch=bsz, context=c, prompt_tokens=None))
+            except HeadroomError as e:
+                errors.append(str(e))
+                continue
+            rows.append({"batch": bsz, "context": c, "total_bytes": b.total_bytes})
+    return pd.DataFrame(rows, columns=["batch", "context", "total_bytes"]), list(dict.fromkeys(errors))
+
+
+def largest_context(r: Resolved, plan: Plan) -> int:
+    """Largest context (tokens) at ``plan.batch`` that fits; 0 when nothing fits."""
+    fv = fit_view(r, plan)
+    if fv.available:
+        return int(fv.max_context or 0)
+    return _largest_context_search(r, plan)
+
+
+def _largest_context_search(r: Resolved, plan: Plan) -> int:
+    """Binary search over context with estimate() (used only while planner.fit is missing)."""
+    from planner.estimate import MAX_CONTEXT
+
+    def fits(c: int) -> bool:
+        return estimate_for(r, replace(plan, context=c, prompt_tokens=None)).total_bytes <= r.gpu_bytes
+
+    if not fits(1):
+        return 0
+    lo, hi = 1, MAX_CONTEXT
+    if fits(hi):
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def max_context_per_format(r: Resolved, formats: tuple[str, ...]):
+    """DataFrame (format, max_context, note) at the current batch on the current GPUs."""
+    import pandas as pd
+
+    rows = []
+    for f in formats:
+        try:
+            rows.append({"format": f, "max_context": largest_context(r, replace(r.plan, weights=f)), "note": ""})
+        except HeadroomError as e:
+            rows.append({"format": f, "max_context": 0, "note": str(e)})
+    return pd.DataFrame(rows, columns=["format", "max_context", "note"])
+
+
+HOURS_PER_MONTH = 730  # 365 * 24 / 12
+
+
+def parse_prices(text: str, gpu_names) -> tuple[dict[str, float], list[str]]:
+    """Lines of ``gpu-name = dollars per GPU-hour`` -> {name: price}, and one message per bad line."""
+    prices, errors = {}, []
+    known = set(gpu_names)
+    for i, line in enumerate(text.splitlines()[:200], 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            errors.append(f"line {i}: expected 'gpu-name = price' with a catalog GPU name, got {line[:60]!r}")
+            continue
+        try:
+            price = float(value.strip().lstrip("$"))
+        except ValueError:
+            errors.append(f"line {i}: price {value.strip()[:30]!r} is not a number")
+            continue
+        if not (price >= 0 and price < 1e6):
+            errors.append(f"line {i}: price must be from 0 to 1,000,000 per GPU-hour")
+            continue
+        prices[name] = price
+    return prices, errors
+
+
+def compare_gpus(r: Resolved, max_gpus: int, prices: dict[str, float], all_counts: bool):
+    """One row per catalog GPU (its smallest fitting count, or why none fits), or per (GPU, count)."""
+    import pandas as pd
+
+    rows = []
+    for g in gpu_catalog().values():
+        last_reason = ""
+        found = False
+        for n in range(1, max_gpus + 1):
+            plan = replace(r.plan, tp=n, gpu_memory_bytes=g.memory_bytes)
+            try:
+                b = estimate_for(r, plan)
+                fv = fit_view(r, plan, g.memory_bytes, n, breakdown=b)
+            except HeadroomError as e:
+                last_reason = str(e)
+                continue
+            if not fv.fits:
+                last_reason = (f"needs {fmt_bytes(b.total_bytes, r.unit)} per GPU at {n} GPU{'s' * (n > 1)}; "
+                               f"has {fmt_bytes(g.memory_bytes, r.unit)}")
+                continue
+            price = prices.get(g.name)
+            rows.append({
+                "gpu": g.name, "title": g.title, "gpus": n, "memory_per_gpu_bytes": g.memory_bytes,
+                "plan_per_gpu_bytes": b.total_bytes, "free_bytes": fv.free_bytes, "fits": True,
+                "cost_per_hour": price * n if price is not None else None,
+                "cost_per_month": price * n * HOURS_PER_MONTH if price is not None else None, "reason": "",
+            })
+            found = True
+            if not all_counts:
+                break
+        if not found:
+            rows.append({
+                "gpu": g.name, "title": g.title, "gpus": None, "memory_per_gpu_bytes": g.memory_bytes,
+                "plan_per_gpu_bytes": None, "free_bytes": None, "fits": False, "cost_per_hour": None,
+                "cost_per_month": None, "reason": last_reason or f"does not fit on 1 to {max_gpus} GPUs",
+            })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["_total_mem"] = df["memory_per_gpu_bytes"] * df["gpus"].fillna(0)
+    df["_cost"] = df["cost_per_hour"].fillna(float("inf"))
+    df = df.sort_values(["fits", "_cost", "_total_mem", "gpus"], ascending=[False, True, True, True])
+    return df.drop(columns=["_total_mem", "_cost"]).reset_index(drop=True)
