@@ -1,0 +1,432 @@
+"""Recommend configurations that fit: weight format x KV dtype x GPU model x GPU count.
+
+:func:`recommend` enumerates every combination a :class:`Workload` allows, asks the planner's own
+arithmetic whether each one fits (``planner.fit.fit`` when present, else :func:`planner.estimate.estimate`
+against the GPU's memory), and returns the feasible ones ranked by an objective together with the
+rejected ones, each carrying a one-line reason ("needs 2 GPUs; KV cache 18 % over on 1").
+
+Objectives (ties broken by the next key):
+
+- ``gpus``: fewest GPUs, then lowest cost per hour (when priced), then most free memory.
+- ``cost``: lowest cost per hour (GPU price x count); GPUs without a price are rejected.
+- ``free``: most free memory summed over the GPUs, then fewest GPUs.
+- ``concurrency``: most concurrent requests at the workload's context, then fewest GPUs, then cost.
+
+Tensor-parallel counts follow vLLM's rule (``ModelConfig.verify_with_parallel_config`` and
+``QKVParallelLinear``): the attention heads must divide evenly over the GPUs, and the KV heads must
+either divide evenly or be replicated a whole number of times. The rule is applied to the tensor-parallel
+engines (vLLM); transformers' ``device_map`` and llama.cpp's layer split accept any count.
+
+Everything here is pure Python and frozen, so results can be cached and compared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from planner.breakdown import MemoryBreakdown
+from planner.errors import HeadroomError, InputError
+from planner.estimate import ENGINES, Plan, estimate
+from planner.spec import ModelSpec
+
+OBJECTIVES = ("gpus", "cost", "free", "concurrency")
+OBJECTIVE_LABELS = {
+    "gpus": "fewest GPUs",
+    "cost": "lowest cost per hour",
+    "free": "most free memory",
+    "concurrency": "most concurrent requests",
+}
+#: engines that shard attention heads across GPUs (tensor parallelism) and so constrain the count
+TP_ENGINES = ("vllm",)
+MAX_GPUS = 8
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class GPUOption:
+    """A GPU model to consider. ``memory_bytes``: what a program sees on ONE device.
+
+    ``price_per_hour``: USD per GPU-hour (``None``: not priced).
+    """
+
+    name: str
+    title: str
+    memory_bytes: int
+    price_per_hour: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.memory_bytes, int) or isinstance(self.memory_bytes, bool) or self.memory_bytes <= 0:
+            raise InputError(f"GPU {self.name!r}: memory must be a positive number of bytes")
+        p = self.price_per_hour
+        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0):
+            raise InputError(f"price for GPU {self.name!r} must be a non-negative number of USD per hour, got {p!r}")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What must run. ``context``: tokens per request (prompt + generated). ``concurrency``: requests
+    served at once (the batch, for engines without a scheduler). ``weights`` / ``kv_dtypes``: the
+    formats allowed. ``max_gpus``: largest GPU count tried (1..max_gpus)."""
+
+    context: int = 8192
+    concurrency: int = 1
+    weights: tuple[str, ...] = ("bf16",)
+    kv_dtypes: tuple[str, ...] = ("auto",)
+    engine: str = "vllm"
+    max_gpus: int = MAX_GPUS
+    gpu_memory_utilization: float = 0.9
+    attention: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        for name in ("context", "concurrency", "max_gpus"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise InputError(f"{name} must be a whole number of at least 1, got {v!r}")
+        if self.max_gpus > 64:
+            raise InputError(f"max_gpus must be at most 64, got {self.max_gpus}")
+        if self.engine not in ENGINES:
+            raise InputError(f"unknown engine {self.engine!r}; expected one of: {', '.join(ENGINES)}")
+        for name in ("weights", "kv_dtypes"):
+            v = getattr(self, name)
+            if not isinstance(v, tuple) or not v or not all(isinstance(x, str) and x for x in v):
+                raise InputError(f"{name} must be a non-empty tuple of names, got {v!r}")
+        # Plan validates the remaining fields (utilization range, attention) with the same messages.
+        self.plan("auto", "auto", 1)
+
+    def plan(self, weights: str, kv_dtype: str, count: int, gpu_memory_bytes: int | None = None) -> Plan:
+        """The planner input for one configuration of this workload."""
+        return Plan(
+            weights=weights, kv_dtype=kv_dtype, batch=self.concurrency, context=self.context,
+            engine=self.engine, attention=self.attention, tp=count, gpu_memory_bytes=gpu_memory_bytes,
+            gpu_memory_utilization=self.gpu_memory_utilization, max_num_seqs=self.concurrency,
+        )
+
+
+@dataclass(frozen=True)
+class Option:
+    """One enumerated configuration and the verdict on it. Byte figures are per GPU.
+
+    ``needed_bytes``: what the plan needs on each GPU; ``budget_bytes``: what it may use there (vLLM:
+    ``gpu_memory_utilization`` x memory); ``free_bytes``: budget minus need (negative: over). For vLLM the
+    need counts the KV cache of ``concurrency`` requests at full context, not the pool vLLM reserves.
+    ``max_concurrency``: requests at the full context that fit (``None`` when it does not fit at all).
+    """
+
+    weights: str
+    kv_dtype: str
+    gpu: GPUOption
+    count: int
+    plan: Plan
+    feasible: bool
+    reason: str = ""
+    breakdown: MemoryBreakdown | None = None
+    needed_bytes: int = 0
+    budget_bytes: int = 0
+    free_bytes: int = 0
+    kv_bytes: int = 0
+    max_concurrency: int | None = None
+    kv_cache_tokens: int | None = None
+
+    @property
+    def total_free_bytes(self) -> int:
+        return self.free_bytes * self.count
+
+    @property
+    def cost_per_hour(self) -> float | None:
+        p = self.gpu.price_per_hour
+        return None if p is None else p * self.count
+
+    @property
+    def label(self) -> str:
+        return f"{self.count} x {self.gpu.name}  {self.weights} / KV {self.kv_dtype}"
+
+    def to_json(self) -> dict:
+        return {
+            "gpu": self.gpu.name, "gpu_title": self.gpu.title, "gpu_memory_bytes": self.gpu.memory_bytes,
+            "count": self.count, "weights": self.weights, "kv_dtype": self.kv_dtype,
+            "feasible": self.feasible, "reason": self.reason,
+            "needed_bytes_per_gpu": self.needed_bytes, "budget_bytes_per_gpu": self.budget_bytes,
+            "free_bytes_per_gpu": self.free_bytes, "total_free_bytes": self.total_free_bytes,
+            "kv_cache_bytes_per_gpu": self.kv_bytes,
+            "max_concurrency": self.max_concurrency, "kv_cache_tokens": self.kv_cache_tokens,
+            "price_per_gpu_hour": self.gpu.price_per_hour, "cost_per_hour": self.cost_per_hour,
+            "breakdown": self.breakdown.to_json() if self.breakdown is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Feasible options ranked best first by ``objective``, and rejected ones with reasons."""
+
+    workload: Workload
+    objective: str
+    feasible: tuple[Option, ...]
+    rejected: tuple[Option, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def best(self) -> Option | None:
+        return self.feasible[0] if self.feasible else None
+
+    def rejected_summary(self) -> tuple[Option, ...]:
+        """One rejected option per (weights, KV dtype, GPU) that explains what that GPU lacks.
+
+        Where some count of the GPU fits, the option at the largest valid count below it ("needs 4 GPUs");
+        where none fits, the option at the largest count tried. Options rejected only because the count
+        does not divide the heads are left out unless nothing else is known about that GPU.
+        """
+        groups: dict[tuple[str, str, str], list[Option]] = {}
+        for o in self.rejected:
+            groups.setdefault((o.weights, o.kv_dtype, o.gpu.name), []).append(o)
+        ok = {(o.weights, o.kv_dtype, o.gpu.name) for o in self.feasible}
+        out: list[Option] = []
+        for key, opts in groups.items():
+            informative = [o for o in opts if o.breakdown is not None] or opts
+            best = max(informative, key=lambda o: o.count)
+            if key in ok and best.count > min(o.count for o in self.feasible if (o.weights, o.kv_dtype, o.gpu.name) == key):
+                continue
+            out.append(best)
+        return tuple(out)
+
+    def to_json(self) -> dict:
+        return {
+            "objective": self.objective,
+            "objective_label": OBJECTIVE_LABELS[self.objective],
+            "workload": {
+                "context": self.workload.context, "concurrency": self.workload.concurrency,
+                "engine": self.workload.engine, "weights": list(self.workload.weights),
+                "kv_dtypes": list(self.workload.kv_dtypes), "max_gpus": self.workload.max_gpus,
+                "gpu_memory_utilization": self.workload.gpu_memory_utilization,
+            },
+            "feasible": [o.to_json() for o in self.feasible],
+            "rejected": [o.to_json() for o in self.rejected_summary()],
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------------------------------------
+# GPU options
+
+
+def catalog_gpu_options(prices: Mapping[str, float] | None = None, names: Iterable[str] | None = None
+                        ) -> tuple[GPUOption, ...]:
+    """GPU options from the hardware catalog (``planner.gpus``), with prices by GPU name.
+
+    ``prices`` keys may be any name :func:`planner.gpus.find_gpu` accepts ("h100", "h100-sxm-80gb").
+    ``names``: restrict to these GPUs (default: the whole catalog).
+    """
+    from planner.gpus import find_gpu, gpus
+
+    price_by_name: dict[str, float] = {}
+    for key, usd in (prices or {}).items():
+        price_by_name[find_gpu(key).name] = usd
+    chosen = [find_gpu(n) for n in names] if names else list(gpus())
+    seen: set[str] = set()
+    out = []
+    for g in chosen:
+        if g.name in seen:
+            continue
+        seen.add(g.name)
+        out.append(GPUOption(g.name, g.title, g.memory_bytes, price_by_name.get(g.name)))
+    return tuple(out)
+
+
+def parse_prices(items: Sequence[str]) -> dict[str, float]:
+    """``["h100=2.5", "l40s=1.1"]`` -> {"h100": 2.5, "l40s": 1.1}, with a clear error for bad items."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"price {item!r} must look like NAME=USD_PER_HOUR, e.g. h100=2.49")
+        try:
+            usd = float(value)
+        except ValueError:
+            raise InputError(f"price {item!r}: {value!r} is not a number of USD per hour") from None
+        if not math.isfinite(usd) or usd < 0:
+            raise InputError(f"price {item!r} must be a non-negative number of USD per hour")
+        out[name.strip()] = usd
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tensor-parallel validity
+
+
+def tp_problem(spec: ModelSpec, count: int) -> str:
+    """Why ``count`` GPUs cannot shard this model's attention ('' when they can), per vLLM's rule."""
+    if count == 1:
+        return ""
+    if spec.num_heads % count:
+        return f"{count} GPUs do not divide the {spec.num_heads} attention heads (tensor parallelism)"
+    kv = spec.num_kv_heads
+    if spec.mla is None and (kv % count if count <= kv else count % kv):
+        return f"{count} GPUs do not divide the {kv} KV heads (tensor parallelism)"
+    return ""
+
+
+def valid_counts(spec: ModelSpec, engine: str, max_gpus: int = MAX_GPUS) -> tuple[int, ...]:
+    """GPU counts 1..max_gpus this engine can use for this model."""
+    if engine not in TP_ENGINES:
+        return tuple(range(1, max_gpus + 1))
+    return tuple(n for n in range(1, max_gpus + 1) if not tp_problem(spec, n))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluating one configuration
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    fits: bool
+    breakdown: MemoryBreakdown
+    needed: int
+    budget: int
+    kv: int
+    max_concurrency: int | None
+    kv_cache_tokens: int | None
+    reason: str
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:,.1f} GiB"
+
+
+def _kv_for(spec: ModelSpec, plan: Plan, b: MemoryBreakdown) -> int:
+    """KV bytes per GPU the workload itself needs (all requests at full context).
+
+    For vLLM the breakdown's KV is the pool vLLM reserves; the need is computed by the planner's KV
+    arithmetic for ``concurrency`` sequences of ``context`` tokens.
+    """
+    if plan.engine != "vllm":
+        return b.kv_cache_bytes
+    try:
+        from planner.kv_cache import kv_components
+
+        from planner.formats import resolve_format
+
+        wd = resolve_format(spec, plan.weights).compute_dtype
+        return sum(c.bytes for c in kv_components(spec, plan, wd))
+    except (ImportError, TypeError):  # older planner without the KV module
+        return b.kv_cache_bytes
+
+
+def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, gpu: GPUOption, count: int
+             ) -> _Verdict:
+    """Whether one configuration fits, by the planner's own arithmetic.
+
+    Need per GPU = the breakdown's weights + activations + overhead (per GPU under tensor parallelism)
+    + the KV cache of ``concurrency`` requests at ``context`` tokens. Budget = the GPU's memory, times
+    ``gpu_memory_utilization`` for vLLM (which never uses more). Fits when need <= budget.
+    """
+    plan = workload.plan(weights, kv_dtype, count, gpu.memory_bytes)
+    b = estimate(spec, plan)
+    kv = _kv_for(spec, plan, b)
+    rest = b.total_bytes - b.kv_cache_bytes  # weights + activations + overhead
+    if plan.engine == "vllm":
+        budget = int(gpu.memory_bytes * workload.gpu_memory_utilization)
+    else:
+        budget = gpu.memory_bytes
+    needed = rest + kv
+    per_request = max(1, kv // workload.concurrency) if kv else 0
+    left = budget - rest
+    if per_request:
+        max_conc = max(0, left // per_request) if left > 0 else 0
+        tokens = max(0, left) * workload.context // per_request
+    else:
+        max_conc, tokens = (None, None)
+    fits = needed <= budget
+    reason = ""
+    if not fits:
+        weights_bytes = b.weights_bytes
+        if weights_bytes > budget:
+            reason = f"weights alone need {_gib(weights_bytes)} per GPU, {100 * (weights_bytes / budget - 1):.0f} % over {_gib(budget)}"
+        elif left <= 0:
+            reason = (f"weights, activations and overhead need {_gib(rest)} per GPU, "
+                      f"{100 * (rest / budget - 1):.0f} % over {_gib(budget)}")
+        else:
+            reason = (f"KV cache {100 * (kv / left - 1):.0f} % over: {workload.concurrency} x "
+                      f"{workload.context:,} tokens need {_gib(kv)} per GPU, {_gib(left)} left")
+    return _Verdict(fits, b, needed, budget, kv, max_conc, tokens, reason)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ranking
+
+
+def objective_key(objective: str):
+    """The sort key of an objective: smaller is better."""
+    inf = float("inf")
+    if objective == "gpus":
+        return lambda o: (o.count, o.cost_per_hour if o.cost_per_hour is not None else inf, -o.free_bytes,
+                          o.gpu.name, o.weights, o.kv_dtype)
+    if objective == "cost":
+        return lambda o: (o.cost_per_hour if o.cost_per_hour is not None else inf, o.count, -o.free_bytes,
+                          o.gpu.name, o.weights, o.kv_dtype)
+    if objective == "free":
+        return lambda o: (-o.total_free_bytes, o.count, o.gpu.name, o.weights, o.kv_dtype)
+    if objective == "concurrency":
+        return lambda o: (-(o.max_concurrency or 0), o.count,
+                          o.cost_per_hour if o.cost_per_hour is not None else inf, o.gpu.name, o.weights, o.kv_dtype)
+    raise InputError(f"unknown objective {objective!r}; expected one of: {', '.join(OBJECTIVES)}")
+
+
+def recommend(spec: ModelSpec, workload: Workload, gpus: Sequence[GPUOption], objective: str = "gpus"
+              ) -> Recommendation:
+    """Enumerate weights x KV dtype x GPU x count (1..max_gpus) and rank what fits.
+
+    Raises :class:`InputError` for an unknown objective, no GPUs, or ``cost`` without any price.
+    A weight format or KV dtype the planner rejects for this model becomes rejected options carrying the
+    planner's message, not an exception, so one bad choice does not hide the others.
+    """
+    key = objective_key(objective)
+    if not gpus:
+        raise InputError("no GPUs to compare; give at least one GPU")
+    if objective == "cost" and not any(g.price_per_hour is not None for g in gpus):
+        raise InputError("objective 'cost' needs a price for at least one GPU (e.g. --price h100=2.49)")
+    counts = range(1, workload.max_gpus + 1)
+    feasible: list[Option] = []
+    rejected: list[Option] = []
+    notes: list[str] = []
+    for weights in dict.fromkeys(workload.weights):
+        for kv_dtype in dict.fromkeys(workload.kv_dtypes):
+            for gpu in gpus:
+                group: list[Option] = []
+                for n in counts:
+                    plan = workload.plan(weights, kv_dtype, n, gpu.memory_bytes)
+                    problem = tp_problem(spec, n) if workload.engine in TP_ENGINES else ""
+                    if problem:
+                        group.append(Option(weights, kv_dtype, gpu, n, plan, False, problem))
+                        continue
+                    try:
+                        v = evaluate(spec, workload, weights, kv_dtype, gpu, n)
+                    except HeadroomError as e:
+                        group.append(Option(weights, kv_dtype, gpu, n, plan, False, str(e)))
+                        break  # the same format/dtype error repeats for every count
+                    group.append(Option(
+                        weights, kv_dtype, gpu, n, plan, v.fits, v.reason, v.breakdown, v.needed, v.budget,
+                        v.budget - v.needed, v.kv, v.max_concurrency, v.kv_cache_tokens))
+                fit_counts = [o.count for o in group if o.feasible]
+                first = min(fit_counts) if fit_counts else None
+                for o in group:
+                    if o.feasible:
+                        if objective == "cost" and gpu.price_per_hour is None:
+                            rejected.append(replace(o, feasible=False, reason=f"fits, but no price given for {gpu.name}"))
+                        else:
+                            feasible.append(o)
+                    elif first is not None and o.count < first and o.breakdown is not None:
+                        rejected.append(replace(o, reason=f"needs {first} GPUs; {o.reason} on {o.count}"))
+                    elif first is None and o.breakdown is not None:
+                        rejected.append(replace(o, reason=f"needs more than {workload.max_gpus} GPUs; {o.reason}"
+                                                if o.count == max(c.count for c in group if c.breakdown is not None)
+                                                else o.reason))
+                    else:
+                        rejected.append(o)
+    if workload.engine in TP_ENGINES:
+        bad = [n for n in counts if tp_problem(spec, n)]
+        if bad:
+            notes.append(f"GPU counts {', '.join(map(str, bad))} skipped: tensor parallelism needs them to divide "
+                         f"the {spec.num_heads} attention heads and {spec.num_kv_heads} KV heads")
+    feasible.sort(key=key)
+    return Recommendation(workload, objective, tuple(feasible), tuple(rejected), tuple(notes))
