@@ -1,8 +1,8 @@
 """Recommend configurations that fit: weight format x KV dtype x GPU model x GPU count.
 
 :func:`recommend` enumerates every combination a :class:`Workload` allows, asks the planner's own
-arithmetic whether each one fits (``planner.fit.fit`` when present, else :func:`planner.estimate.estimate`
-against the GPU's memory), and returns the feasible ones ranked by an objective together with the
+arithmetic whether each one fits (:func:`evaluate`: vLLM's and llama.cpp's memory plans from
+:mod:`planner.engines`, :func:`planner.estimate.estimate` for transformers), and returns the feasible ones ranked by an objective together with the
 rejected ones, each carrying a one-line reason ("needs 2 GPUs; KV cache 18 % over on 1").
 
 Objectives (ties broken by the next key):
@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from planner.breakdown import MemoryBreakdown
 from planner.errors import HeadroomError, InputError
@@ -40,6 +41,8 @@ OBJECTIVE_LABELS = {
 }
 #: engines that shard attention heads across GPUs (tensor parallelism) and so constrain the count
 TP_ENGINES = ("vllm",)
+#: engines that need CUDA or ROCm (no Apple-silicon GPU support)
+CUDA_ENGINES = ("vllm",)
 MAX_GPUS = 8
 GIB = 1 << 30
 
@@ -55,6 +58,7 @@ class GPUOption:
     title: str
     memory_bytes: int
     price_per_hour: float | None = None
+    vendor: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.memory_bytes, int) or isinstance(self.memory_bytes, bool) or self.memory_bytes <= 0:
@@ -128,6 +132,7 @@ class Option:
     kv_bytes: int = 0
     max_concurrency: int | None = None
     kv_cache_tokens: int | None = None
+    evaluated: bool = False  # False: rejected before any memory arithmetic (count, format or dtype invalid)
 
     @property
     def total_free_bytes(self) -> int:
@@ -183,7 +188,7 @@ class Recommendation:
         ok = {(o.weights, o.kv_dtype, o.gpu.name) for o in self.feasible}
         out: list[Option] = []
         for key, opts in groups.items():
-            informative = [o for o in opts if o.breakdown is not None] or opts
+            informative = [o for o in opts if o.evaluated] or opts
             best = max(informative, key=lambda o: o.count)
             if key in ok and best.count > min(o.count for o in self.feasible if (o.weights, o.kv_dtype, o.gpu.name) == key):
                 continue
@@ -229,7 +234,7 @@ def catalog_gpu_options(prices: Mapping[str, float] | None = None, names: Iterab
         if g.name in seen:
             continue
         seen.add(g.name)
-        out.append(GPUOption(g.name, g.title, g.memory_bytes, price_by_name.get(g.name)))
+        out.append(GPUOption(g.name, g.title, g.memory_bytes, price_by_name.get(g.name), g.vendor))
     return tuple(out)
 
 
@@ -280,7 +285,7 @@ def valid_counts(spec: ModelSpec, engine: str, max_gpus: int = MAX_GPUS) -> tupl
 @dataclass(frozen=True)
 class _Verdict:
     fits: bool
-    breakdown: MemoryBreakdown
+    breakdown: MemoryBreakdown | None
     needed: int
     budget: int
     kv: int
@@ -293,61 +298,86 @@ def _gib(n: int) -> str:
     return f"{n / GIB:,.1f} GiB"
 
 
-def _kv_for(spec: ModelSpec, plan: Plan, b: MemoryBreakdown) -> int:
-    """KV bytes per GPU the workload itself needs (all requests at full context).
+@lru_cache(maxsize=4096)
+def option_breakdown(spec: ModelSpec, plan: Plan) -> MemoryBreakdown:
+    """The per-GPU breakdown shown for an option (vLLM: its memory plan; llama.cpp: the GPU side)."""
+    if plan.engine == "vllm":
+        from planner.engines import vllm_breakdown
 
-    For vLLM the breakdown's KV is the pool vLLM reserves; the need is computed by the planner's KV
-    arithmetic for ``concurrency`` sequences of ``context`` tokens.
-    """
-    if plan.engine != "vllm":
-        return b.kv_cache_bytes
-    try:
-        from planner.kv_cache import kv_components
-
-        from planner.formats import resolve_format
-
-        wd = resolve_format(spec, plan.weights).compute_dtype
-        return sum(c.bytes for c in kv_components(spec, plan, wd))
-    except (ImportError, TypeError):  # older planner without the KV module
-        return b.kv_cache_bytes
+        return vllm_breakdown(spec, plan)
+    if plan.engine == "llamacpp":
+        return _llamacpp_gpu(spec, replace(plan, tp=1, gpu_memory_bytes=None))
+    return estimate(spec, plan)
 
 
+@lru_cache(maxsize=512)
+def _llamacpp_gpu(spec: ModelSpec, plan: Plan) -> MemoryBreakdown:
+    """GPU side of llama.cpp's memory; it depends on neither the GPU model nor the count (cached)."""
+    from planner.engines import llamacpp_memory
+
+    return llamacpp_memory(spec, plan).gpu
+
+
+@lru_cache(maxsize=8192)
 def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, gpu: GPUOption, count: int
              ) -> _Verdict:
-    """Whether one configuration fits, by the planner's own arithmetic.
+    """Whether one configuration fits, by the planner's own arithmetic (per GPU).
 
-    Need per GPU = the breakdown's weights + activations + overhead (per GPU under tensor parallelism)
-    + the KV cache of ``concurrency`` requests at ``context`` tokens. Budget = the GPU's memory, times
-    ``gpu_memory_utilization`` for vLLM (which never uses more). Fits when need <= budget.
+    - vLLM: :func:`planner.engines.vllm_capacity` (budget = ``gpu_memory_utilization`` x memory; weights
+      shard, profiling peak and non-torch memory first, the rest becomes KV blocks). Fits when vLLM
+      starts and its pool holds ``concurrency`` requests of ``context`` tokens.
+    - llama.cpp: :func:`planner.engines.llamacpp_memory` for ``-c concurrency*context -np concurrency``;
+      with several GPUs the GPU side is split evenly by layers (``--split-mode layer``), an approximation.
+    - transformers: :func:`planner.estimate.estimate` with ``tp = count`` (per GPU), against the memory.
     """
     plan = workload.plan(weights, kv_dtype, count, gpu.memory_bytes)
-    b = estimate(spec, plan)
-    kv = _kv_for(spec, plan, b)
-    rest = b.total_bytes - b.kv_cache_bytes  # weights + activations + overhead
+    conc, ctx = workload.concurrency, workload.context
     if plan.engine == "vllm":
-        budget = int(gpu.memory_bytes * workload.gpu_memory_utilization)
+        from planner.engines import vllm_capacity
+
+        cap = vllm_capacity(spec, plan)
+        b = None  # built only for options that are shown (see option_breakdown): it re-runs the capacity plan
+        rest = cap.weights_bytes + cap.activation_peak_bytes + cap.non_torch_bytes
+        per_request = cap.blocks_per_request * cap.page_bytes * cap.layers_per_group
+        kv = conc * per_request
+        budget = cap.budget_bytes
+        max_conc = cap.max_requests if cap.available_kv_bytes > 0 else 0
+        tokens = cap.kv_cache_tokens
+        fits = cap.fits and cap.max_concurrency >= conc
+        left = cap.available_kv_bytes
     else:
+        if plan.engine == "llamacpp":
+            b = _llamacpp_gpu(spec, replace(plan, tp=1, gpu_memory_bytes=None))
+            shares = count
+        else:
+            b = estimate(spec, plan)
+            shares = 1
         budget = gpu.memory_bytes
+        kv = -(-b.kv_cache_bytes // shares)
+        rest = -(-(b.total_bytes - b.kv_cache_bytes) // shares)
+        left = budget - rest
+        per_request = max(1, kv // conc) if kv else 0
+        if per_request:
+            max_conc = max(0, left) // per_request
+            tokens = max(0, left) * ctx // per_request
+        else:
+            max_conc, tokens = None, None
+        fits = rest + kv <= budget
     needed = rest + kv
-    per_request = max(1, kv // workload.concurrency) if kv else 0
-    left = budget - rest
-    if per_request:
-        max_conc = max(0, left // per_request) if left > 0 else 0
-        tokens = max(0, left) * workload.context // per_request
-    else:
-        max_conc, tokens = (None, None)
-    fits = needed <= budget
     reason = ""
     if not fits:
-        weights_bytes = b.weights_bytes
-        if weights_bytes > budget:
-            reason = f"weights alone need {_gib(weights_bytes)} per GPU, {100 * (weights_bytes / budget - 1):.0f} % over {_gib(budget)}"
+        if plan.engine == "vllm":
+            wb = cap.weights_bytes
+        else:
+            wb = b.weights_bytes if plan.engine != "llamacpp" else -(-b.weights_bytes // count)
+        if wb > budget:
+            reason = f"weights alone need {_gib(wb)} per GPU, {100 * (wb / budget - 1):.0f} % over {_gib(budget)}"
         elif left <= 0:
             reason = (f"weights, activations and overhead need {_gib(rest)} per GPU, "
                       f"{100 * (rest / budget - 1):.0f} % over {_gib(budget)}")
         else:
-            reason = (f"KV cache {100 * (kv / left - 1):.0f} % over: {workload.concurrency} x "
-                      f"{workload.context:,} tokens need {_gib(kv)} per GPU, {_gib(left)} left")
+            reason = (f"KV cache {100 * (kv / left - 1):.0f} % over: {conc} x {ctx:,} tokens need "
+                      f"{_gib(kv)} per GPU, {_gib(left)} left")
     return _Verdict(fits, b, needed, budget, kv, max_conc, tokens, reason)
 
 
@@ -389,6 +419,11 @@ def recommend(spec: ModelSpec, workload: Workload, gpus: Sequence[GPUOption], ob
     feasible: list[Option] = []
     rejected: list[Option] = []
     notes: list[str] = []
+    if workload.engine in CUDA_ENGINES:
+        skipped = [g.name for g in gpus if g.vendor == "apple"]
+        if skipped:
+            notes.append(f"{workload.engine} does not run on Apple GPUs: {', '.join(skipped)} left out")
+        gpus = [g for g in gpus if g.vendor != "apple"]
     for weights in dict.fromkeys(workload.weights):
         for kv_dtype in dict.fromkeys(workload.kv_dtypes):
             for gpu in gpus:
@@ -404,9 +439,10 @@ def recommend(spec: ModelSpec, workload: Workload, gpus: Sequence[GPUOption], ob
                     except HeadroomError as e:
                         group.append(Option(weights, kv_dtype, gpu, n, plan, False, str(e)))
                         break  # the same format/dtype error repeats for every count
+                    bd = v.breakdown if v.breakdown is not None or not v.fits else option_breakdown(spec, plan)
                     group.append(Option(
-                        weights, kv_dtype, gpu, n, plan, v.fits, v.reason, v.breakdown, v.needed, v.budget,
-                        v.budget - v.needed, v.kv, v.max_concurrency, v.kv_cache_tokens))
+                        weights, kv_dtype, gpu, n, plan, v.fits, v.reason, bd, v.needed, v.budget,
+                        v.budget - v.needed, v.kv, v.max_concurrency, v.kv_cache_tokens, True))
                 fit_counts = [o.count for o in group if o.feasible]
                 first = min(fit_counts) if fit_counts else None
                 for o in group:
@@ -415,11 +451,11 @@ def recommend(spec: ModelSpec, workload: Workload, gpus: Sequence[GPUOption], ob
                             rejected.append(replace(o, feasible=False, reason=f"fits, but no price given for {gpu.name}"))
                         else:
                             feasible.append(o)
-                    elif first is not None and o.count < first and o.breakdown is not None:
+                    elif first is not None and o.count < first and o.evaluated:
                         rejected.append(replace(o, reason=f"needs {first} GPUs; {o.reason} on {o.count}"))
-                    elif first is None and o.breakdown is not None:
+                    elif first is None and o.evaluated:
                         rejected.append(replace(o, reason=f"needs more than {workload.max_gpus} GPUs; {o.reason}"
-                                                if o.count == max(c.count for c in group if c.breakdown is not None)
+                                                if o.count == max(c.count for c in group if c.evaluated)
                                                 else o.reason))
                     else:
                         rejected.append(o)
