@@ -18,6 +18,8 @@ COMMANDS = (
     "app.commands.estimate",
     "app.commands.models",
     "app.commands.gpus",
+    "app.commands.profile",
+    "app.commands.runs",
 )
 
 

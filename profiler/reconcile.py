@@ -115,3 +115,37 @@ def predicted_curve(spec: ModelSpec, request: dict, batch: int, contexts, new_to
         g = predicted_groups(estimate(spec, plan_for(request, batch, prompt, ctx - prompt)))
         out.append({"batch": batch, "context": ctx, **g})
     return out
+
+
+def point_table(store, run_id: int) -> list[dict]:
+    """One flat row per point (every status), with measured and predicted bytes per component and the
+    relative error of each: the rows of ``headroom runs export --csv`` and the app's results table."""
+    from profiler.source import spec_for
+
+    run = store.get_run(run_id)
+    if run is None:
+        from planner.errors import InputError
+
+        raise InputError(f"no run {run_id} in {store.path}")
+    spec = spec_for(run["config"], run["model"])
+    load = run.get("load") or {}
+    out = []
+    for p in store.points(run_id):
+        row = {"run_id": run_id, "idx": p["idx"], "batch": p["batch"], "prompt_tokens": p["prompt_tokens"],
+               "new_tokens": p["new_tokens"], "context": p["prompt_tokens"] + p["new_tokens"],
+               "status": p["status"]}
+        pred = predicted_groups(estimate(spec, plan_for(run["request"], p["batch"], p["prompt_tokens"],
+                                                        p["new_tokens"])))
+        meas = measured_groups(load, p["measured"]) if p["status"] == "ok" and p.get("measured") and load else {}
+        for comp in COMPONENTS:
+            row[f"predicted_{comp}_bytes"] = pred[comp]
+            row[f"measured_{comp}_bytes"] = meas.get(comp)
+        for comp in COMPONENTS:
+            m = meas.get(comp)
+            row[f"rel_error_{comp}"] = (pred[comp] - m) / m if m else None
+        m = p.get("measured") or {}
+        row["prefill_seconds"] = m.get("prefill_seconds")
+        row["decode_tokens_per_second"] = m.get("decode_tokens_per_second")
+        row["error"] = (p.get("error") or "").splitlines()[0][:300] if p.get("error") else ""
+        out.append(row)
+    return out

@@ -58,8 +58,9 @@ class ProfileRequest:
     the checkpoint's own safetensors (``source_kind == "checkpoint"`` only). ``timeout_s`` bounds the load
     and each point separately. ``points`` are kept in ascending size (see :attr:`Point.size`).
 
-    Test and safety knobs: ``cpu_memory_limit_bytes`` caps the worker's address space growth after the
-    model is loaded (RLIMIT_AS), so a point that needs more raises an allocation error, recorded ``oom``;
+    Test and safety knobs: ``cpu_memory_limit_bytes`` caps the address space each point may add to the
+    worker (RLIMIT_AS, reset before every point), so a point that needs more raises an allocation error,
+    recorded ``oom``;
     ``debug_hang_at`` / ``debug_crash_at`` make the worker sleep forever / kill itself at that point index.
     """
 

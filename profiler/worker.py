@@ -275,7 +275,8 @@ def measure_point(model, device, point, sampler, nvml, index: int, seed: int) ->
 
 
 def _set_memory_limit(limit: int) -> None:
-    """RLIMIT_AS = current VmSize + ``limit``: allocations beyond fail with ENOMEM (test/safety knob)."""
+    """RLIMIT_AS = current VmSize + ``limit``, set before each point: a point that needs more new address
+    space than ``limit`` fails with ENOMEM, recorded ``oom`` (test and safety knob, Linux)."""
     import resource
 
     from profiler.samplers import proc_status
@@ -342,8 +343,6 @@ def run(message: dict, emit) -> None:
     if device.type == "cpu":
         load["runtime_overhead_bytes"] = max((after.get("rss_bytes") or 0) - weight_tensors, 0)
     emit({"type": "loaded", "load": load})
-    if req.cpu_memory_limit_bytes is not None:
-        _set_memory_limit(req.cpu_memory_limit_bytes)
 
     for index in range(start, len(req.points)):
         point = req.points[index]
@@ -352,6 +351,9 @@ def run(message: dict, emit) -> None:
             time.sleep(10**6)
         if req.debug_crash_at == index:
             os.kill(os.getpid(), signal.SIGKILL)
+        if req.cpu_memory_limit_bytes is not None:
+            _set_memory_limit(req.cpu_memory_limit_bytes)
+        failure = None
         try:
             measured = measure_point(model, device, point, sampler, nvml, index, req.seed)
             # the residual, so the measured parts add up to the peak (see profiler.reconcile)
@@ -363,11 +365,10 @@ def run(message: dict, emit) -> None:
         except BaseException as e:  # noqa: BLE001
             if isinstance(e, KeyboardInterrupt):
                 raise
-            status = "oom" if is_oom(e) else "crashed"
-            msg = f"{type(e).__name__}: {e}"[:2000]
-            e = None  # drop the traceback's frames (they hold the point's tensors)
+            failure = ("oom" if is_oom(e) else "crashed", f"{type(e).__name__}: {e}"[:2000])
+        if failure is not None:  # outside the except block, so the traceback's frames (and tensors) are gone
             _free(device)
-            emit({"type": "point", "index": index, "status": status, "measured": None, "error": msg})
+            emit({"type": "point", "index": index, "status": failure[0], "measured": None, "error": failure[1]})
         sampler.mark("idle", index)
         _free(device)
     sampler.stop.set()
