@@ -18,17 +18,20 @@ Followed: ``vllm/v1/worker/gpu_worker.py`` ``Worker.determine_available_memory``
 * hybrid models (sliding + full attention) use the hybrid allocator: layers are grouped by type into
   groups of equal size sharing one block pool; a sliding layer needs only
   ``min(window - 1 + max_num_batched_tokens, max_model_len)`` tokens (+1 block) per request.
-* logged: ``GPU KV cache size: N tokens`` with N = num_blocks // num_groups * 16, and
-  ``Maximum concurrency for X tokens per request: Y.YYx`` with Y = num_blocks / blocks needed by one
-  request of ``max_model_len`` (= ``plan.context``) tokens.
-* The CUDA context and CUDA-graph memory are *outside* this budget (the init snapshot is taken after
-  CUDA and NCCL are initialised; graphs are captured after the KV cache is allocated): they must fit in
-  the remaining ``1 - gpu_memory_utilization``.
+* logged: ``Maximum concurrency for X tokens per request: Y.YYx`` with Y = num_blocks / the blocks one
+  request of ``max_model_len`` (= ``plan.context``) tokens needs, summed over the groups.
+* Since v0.21 the estimated CUDA-graph memory is taken from the budget as well
+  (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS``, on by default). The CUDA context is *outside* the budget
+  (the init snapshot is taken after CUDA and NCCL are initialised): it must fit in the remaining
+  ``1 - gpu_memory_utilization``.
+* ``GPU KV cache size: N tokens`` is ``int(max_concurrency * max_model_len)`` in current vLLM
+  (vllm-project/vllm#54662 quotes ``get_kv_cache_capacity``); for full-attention models with
+  ``max_model_len`` a multiple of 16 that equals ``num_blocks * 16``, the older formula (PR #13596).
 
 The activation peak and the non-torch memory are *assumptions* (vLLM measures them; we cannot):
-see :data:`VLLM_SAMPLER_FP32_COPIES`, :data:`VLLM_NON_TORCH_BYTES` and :func:`vllm_activation_bytes`.
-Both can be replaced with measured numbers through ``Plan.overrides``
-(``activations/profile_peak``, ``overhead/non_torch``).
+see :data:`VLLM_SAMPLER_FP32_COPIES`, :data:`VLLM_NON_TORCH_BYTES`, :data:`VLLM_CUDA_GRAPH_BYTES` and
+:func:`vllm_activation_bytes`. Each can be replaced with a measured number through ``Plan.overrides``
+(``activations/profile_peak``, ``overhead/non_torch``, ``overhead/cuda_graphs``).
 
 llama.cpp
 ---------
@@ -89,6 +92,10 @@ VLLM_NON_TORCH_FRACTION = 0.0225
 #: sorted copy for top-p/top-k). An assumption calibrated so that Llama-3.1-8B at 8192 batched tokens and
 #: 256 sequences peaks near the ~1.3 GiB vLLM logs for an 8B model.
 VLLM_SAMPLER_FP32_COPIES = 3
+#: CUDA-graph memory. Since v0.21 vLLM estimates it before sizing the KV cache and takes it from the
+#: budget ("Estimated CUDA graph memory: 0.36 GiB total" and "0.58 GiB total" in logs quoted in
+#: gpustack/runner#251 and wtdcode/vllm-backport#34). An assumption; 0 with --enforce-eager.
+VLLM_CUDA_GRAPH_BYTES = GiB // 2
 
 # llama.cpp constants
 LLAMACPP_N_UBATCH = 512  # -ub default
@@ -183,6 +190,7 @@ class VllmCapacity:
     weights_bytes: int
     activation_peak_bytes: int
     non_torch_bytes: int
+    cuda_graph_bytes: int
     available_kv_bytes: int  # budget - non-KV (may be negative)
     page_bytes: int  # one block of one layer
     layers_per_group: int
@@ -290,10 +298,18 @@ def _vllm_check(spec: ModelSpec, plan) -> None:
         raise InputError(f"vLLM needs the KV heads ({kv}) and the tensor-parallel size ({tp}) to divide one another")
 
 
+def _vllm_format(spec: ModelSpec, plan) -> WeightFormat:
+    """vLLM's ``--dtype auto`` runs float32 checkpoints in bfloat16 (it downcasts, logging a warning)."""
+    fmt = resolve_format(spec, plan.weights)
+    if plan.weights == "auto" and fmt.kind == "float" and fmt.compute_dtype == "float32":
+        fmt = resolve_format(spec, "bf16")
+    return fmt
+
+
 def vllm_capacity(spec: ModelSpec, plan) -> VllmCapacity:
     """vLLM's memory plan for ``spec`` under ``plan`` on one GPU of ``plan.gpu_memory_bytes``."""
     _vllm_check(spec, plan)
-    fmt = resolve_format(spec, plan.weights)
+    fmt = _vllm_format(spec, plan)
     dtype, eb = _compute_dtype_bytes(spec, fmt)
     kv_name = canonical_kv_dtype(plan.kv_dtype, dtype)
     if kv_name in ("int8", "int4"):
@@ -305,19 +321,21 @@ def vllm_capacity(spec: ModelSpec, plan) -> VllmCapacity:
     act = act_o if act_o is not None else sum(vllm_activation_bytes(spec, plan, eb).values())
     nt_o = _override(plan, "overhead/non_torch")
     non_torch = nt_o if nt_o is not None else min(VLLM_NON_TORCH_BYTES, int(total * VLLM_NON_TORCH_FRACTION))
-    available = budget - weights - act - non_torch
+    cg_o = _override(plan, "overhead/cuda_graphs")
+    graphs = cg_o if cg_o is not None else VLLM_CUDA_GRAPH_BYTES
+    available = budget - weights - act - non_torch - graphs
 
     kinds = _vllm_kv_layout(spec, kv_name, dtype, plan.tp)
     size, groups = _vllm_groups(kinds)
     page = max(p for _, p in kinds.values())  # vLLM requires one page size across groups (equal here)
     num_blocks = max(available, 0) // page // size
     kv_pool = num_blocks * page * size
-    tokens = num_blocks // len(groups) * VLLM_BLOCK_SIZE
     batched = vllm_max_num_batched_tokens(plan)
     L = plan.context
     per_request = size * sum(_per_layer_request_bytes(k, page, L, spec.sliding_window, batched) for k in groups)
     blocks_per_request = -(-per_request // (page * size))
     concurrency = num_blocks / blocks_per_request
+    tokens = num_blocks * L // blocks_per_request  # int(max_concurrency * max_model_len), exactly
     need_one = sum(n * _per_layer_request_bytes(k, p, L, spec.sliding_window, batched) for k, (n, p) in kinds.items())
     if available <= 0:
         fits, reason = False, (f"weights, activation peak and non-torch memory ({(budget - available) / GiB:.2f} GiB) "
@@ -330,7 +348,7 @@ def vllm_capacity(spec: ModelSpec, plan) -> VllmCapacity:
         fits, reason = True, (f"{tokens:,} KV tokens; {concurrency:.2f}x concurrency at {L:,} tokens per request")
     return VllmCapacity(
         gpu_memory_bytes=total, budget_bytes=budget, weights_bytes=weights, activation_peak_bytes=act,
-        non_torch_bytes=non_torch, available_kv_bytes=available, page_bytes=page, layers_per_group=size,
+        non_torch_bytes=non_torch, cuda_graph_bytes=graphs, available_kv_bytes=available, page_bytes=page, layers_per_group=size,
         num_groups=len(groups), num_blocks=num_blocks, kv_pool_bytes=kv_pool, block_size=VLLM_BLOCK_SIZE,
         kv_cache_tokens=tokens, max_model_len=L, blocks_per_request=blocks_per_request,
         max_concurrency=concurrency, max_num_batched_tokens=batched, max_num_seqs=plan.max_num_seqs,
@@ -341,7 +359,7 @@ def vllm_capacity(spec: ModelSpec, plan) -> VllmCapacity:
 def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
     """Memory of one GPU under vLLM: weights shard, profiling activation peak, non-torch, KV pool."""
     cap = vllm_capacity(spec, plan)
-    fmt = resolve_format(spec, plan.weights)
+    fmt = _vllm_format(spec, plan)
     dtype, eb = _compute_dtype_bytes(spec, fmt)
     comps = list(weight_components_per_gpu(spec, fmt, plan.tp))
     if _override(plan, "activations/profile_peak") is not None:
@@ -357,6 +375,9 @@ def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
     comps.append(Component("overhead/non_torch", cap.non_torch_bytes,
                            "non-torch memory vLLM measures while profiling (NCCL, cuBLAS workspaces)",
                            "override" if _override(plan, "overhead/non_torch") is not None else "assumption"))
+    comps.append(Component("overhead/cuda_graphs", cap.cuda_graph_bytes,
+                           "CUDA-graph memory vLLM (>= 0.21) estimates and takes from the budget",
+                           "override" if _override(plan, "overhead/cuda_graphs") is not None else "assumption"))
     comps.append(Component("kv_cache/pool", cap.kv_pool_bytes,
                            f"{cap.num_blocks:,} blocks x {VLLM_BLOCK_SIZE} tokens x {cap.layers_per_group} layers "
                            f"per group x {cap.page_bytes:,} bytes per layer-block"))
@@ -368,8 +389,8 @@ def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
         f"{cap.max_model_len:,} tokens per request: {cap.max_concurrency:.2f}x",
         f"vLLM: weights stored as {fmt.label}; compute dtype {dtype}; KV cache {kv_name}, blocks of {VLLM_BLOCK_SIZE} tokens",
         f"vLLM: profiling run at max_num_batched_tokens={cap.max_num_batched_tokens:,}, max_num_seqs={plan.max_num_seqs}; "
-        "its activation peak and the non-torch memory are assumptions (override with measured values)",
-        "vLLM: the CUDA context and CUDA-graph memory sit outside the budget, in the remaining "
+        "its activation peak, the non-torch and the CUDA-graph memory are assumptions (override with measured values)",
+        "vLLM: the CUDA context sits outside the budget, in the remaining "
         f"{1 - plan.gpu_memory_utilization:.0%} of the GPU",
     ]
     if cap.num_groups > 1:
