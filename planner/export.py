@@ -49,7 +49,7 @@ class _Ctx:
         self.plan = scenario.plan
         self.spec = spec if spec is not None else scenario.spec()
         self.fmt: WeightFormat = resolve_format(self.spec, self.plan.weights)
-        self.breakdown: MemoryBreakdown = estimate(self.spec, self.plan)
+        self.breakdown: MemoryBreakdown = _breakdown(self.spec, self.plan)
         self.gpu_bytes = scenario.gpu_memory_bytes()
         self.count = max(scenario.gpu_count, self.plan.tp)
         self.repo = scenario.model.repo_id or "PATH/TO/MODEL"
@@ -70,6 +70,37 @@ class _Ctx:
         return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[self.compute_dtype]
 
 
+def _breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
+    """Per-GPU breakdown: the engine's own memory plan where it applies (as ``headroom recommend`` uses)."""
+    from planner.recommend import option_breakdown
+
+    try:
+        return option_breakdown(spec, plan)
+    except InputError:
+        return estimate(spec, plan)  # e.g. vLLM without a GPU size: weights and runtime without the pool
+
+
+def _engine_lines(c: _Ctx) -> list[str]:
+    """What the engine itself will report at startup, as the planner predicts it."""
+    plan = c.plan
+    try:
+        if plan.engine == "vllm" and plan.gpu_memory_bytes:
+            from planner.engines import vllm_capacity
+
+            cap = vllm_capacity(c.spec, plan)
+            return [f"vLLM should log: GPU KV cache size {cap.kv_cache_tokens:,} tokens; maximum concurrency "
+                    f"{cap.max_concurrency:.2f}x for {plan.context:,} tokens per request"]
+        if plan.engine == "llamacpp":
+            from planner.engines import llamacpp_memory
+
+            m = llamacpp_memory(c.spec, plan)
+            return [f"llama.cpp: {m.gpu_layers}/{m.total_layers} layers on the GPU, {m.n_ctx:,} KV cells "
+                    f"({m.kv_type}); host RAM {_gib(m.host_bytes)}"]
+    except InputError:
+        return []
+    return []
+
+
 def _gib(n: int | float) -> str:
     return f"{n / GIB:,.2f} GiB"
 
@@ -80,7 +111,7 @@ def _header(c: _Ctx, target: str, prefix: str = "# ") -> list[str]:
     per = "per GPU" if c.plan.tp > 1 else "on the GPU"
     lines = [
         f"Headroom plan for {c.s.model.display_name} ({c.spec.model_type}, {b.parameters:,} parameters)",
-        f"weights {c.fmt.name} ({c.fmt.label}); KV cache {c.plan.kv_dtype}; engine {c.plan.engine}; "
+        f"weights {c.fmt.name} ({c.fmt.label}); KV cache {c.kv_resolved()}; engine {c.plan.engine}; "
         f"batch {c.plan.batch}, context {c.plan.context:,} tokens",
         f"GPUs: {c.count} x {gpu}" + (f" ({_gib(c.gpu_bytes)} each)" if c.gpu_bytes else "")
         + (f"; tensor parallel {c.plan.tp}" if c.plan.tp > 1 else ""),
@@ -90,6 +121,7 @@ def _header(c: _Ctx, target: str, prefix: str = "# ") -> list[str]:
     if c.gpu_bytes:
         free = c.gpu_bytes - b.total_bytes
         lines.append(f"free {per}: {_gib(free)} of {_gib(c.gpu_bytes)}")
+    lines += _engine_lines(c)
     if c.s.title:
         lines.insert(0, c.s.title)
     return [prefix + line for line in lines]

@@ -219,14 +219,24 @@ def catalog_gpu_options(prices: Mapping[str, float] | None = None, names: Iterab
                         ) -> tuple[GPUOption, ...]:
     """GPU options from the hardware catalog (``planner.gpus``), with prices by GPU name.
 
-    ``prices`` keys may be any name :func:`planner.gpus.find_gpu` accepts ("h100", "h100-sxm-80gb").
+    ``prices`` keys may be any name :func:`planner.gpus.find_gpu` accepts ("h200", "h100-sxm-80gb"); a
+    fragment that names several GPUs ("h100") prices all of them.
     ``names``: restrict to these GPUs (default: the whole catalog).
     """
     from planner.gpus import find_gpu, gpus
 
     price_by_name: dict[str, float] = {}
     for key, usd in (prices or {}).items():
-        price_by_name[find_gpu(key).name] = usd
+        try:
+            price_by_name[find_gpu(key).name] = usd
+        except InputError:
+            # a fragment naming several GPUs ("h100") prices each of them
+            frag = key.strip().lower().replace(" ", "-").replace("_", "-")
+            hits = [g.name for g in gpus() if frag and frag in g.name]
+            if not hits:
+                raise
+            for name in hits:
+                price_by_name.setdefault(name, usd)
     chosen = [find_gpu(n) for n in names] if names else list(gpus())
     seen: set[str] = set()
     out = []
