@@ -20,6 +20,9 @@ COMMANDS = (
     "app.commands.gpus",
     "app.commands.profile",
     "app.commands.runs",
+    "app.commands.recommend",
+    "app.commands.export",
+    "app.commands.report",
 )
 
 
