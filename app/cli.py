@@ -18,6 +18,7 @@ COMMANDS = (
     "app.commands.estimate",
     "app.commands.models",
     "app.commands.gpus",
+    "app.commands.fit",
     "app.commands.profile",
     "app.commands.runs",
     "app.commands.recommend",

@@ -105,8 +105,12 @@ def _with(plan: Plan, batch: int, context: int) -> Plan:
     return replace(plan, batch=batch, context=context, prompt_tokens=prompt, max_cache_len=max_cache)
 
 
-def fit(spec: ModelSpec, plan: Plan, device_bytes: int, gpus: int = 1) -> FitResult:
-    """Does ``plan`` fit ``gpus`` devices of ``device_bytes`` each; largest batch and context that do."""
+def fit(spec: ModelSpec, plan: Plan, device_bytes: int, gpus: int = 1, *, stored=None) -> FitResult:
+    """Does ``plan`` fit ``gpus`` devices of ``device_bytes`` each; largest batch and context that do.
+
+    ``stored``: safetensors headers of the checkpoint (see :mod:`planner.stored`), passed to
+    :func:`planner.estimate.estimate` for the transformers engine.
+    """
     if not isinstance(device_bytes, int) or isinstance(device_bytes, bool) or device_bytes <= 0:
         raise InputError(f"device memory must be a positive number of bytes, got {device_bytes!r}")
     if not isinstance(gpus, int) or isinstance(gpus, bool) or not 1 <= gpus <= MAX_TP:
@@ -125,7 +129,7 @@ def fit(spec: ModelSpec, plan: Plan, device_bytes: int, gpus: int = 1) -> FitRes
         capacity = device_bytes
 
         def used(p: Plan) -> int:
-            return estimate(spec, p).total_bytes
+            return estimate(spec, p, stored=stored).total_bytes
 
     def ok(b: int, c: int) -> bool:
         return used(_with(base, b, c)) <= capacity
