@@ -220,7 +220,7 @@ class _Fetch:
 
         rev = self.revision or DEFAULT_REVISION
         sha, text = self._config(rev)
-        stored = self._stored(sha or rev) if self._wants_stored(sha) else None
+        stored = self._stored(sha or rev)
         return HubModel(self.repo_id, self.revision, sha, text, stored, tuple(self.notes))
 
     def _metadata(self, filename: str, rev: str):
@@ -236,6 +236,7 @@ class _Fetch:
         from huggingface_hub import hf_hub_download
 
         sha = None
+        local_only = self.offline
         if not self.offline:
             try:
                 meta = self._metadata(filename, rev)
@@ -245,14 +246,15 @@ class _Fetch:
                                       f"{max_bytes:,} bytes are accepted")
                 rev = sha or rev
             except (httpx2.TransportError, hf.OfflineModeIsEnabled):
-                pass  # unreachable: hf_hub_download below serves the cached copy, if any
+                # unreachable: serve the cached copy, if any (without huggingface_hub's ~25 s of retries)
+                local_only = True
             except HeadroomError:
                 raise
             except (hf.HfHubHTTPError, OSError) as e:
                 raise self._explain(e, filename) from None
         path = self._call(filename, hf_hub_download, self.repo_id, filename, revision=rev,
                           cache_dir=self.cache_dir, token=self.token, endpoint=self.endpoint,
-                          etag_timeout=self.timeout_s, local_files_only=self.offline)
+                          etag_timeout=self.timeout_s, local_files_only=local_only)
         if sha is None:  # served from cache: .../snapshots/<sha>/<filename>
             parent = os.path.basename(os.path.dirname(path))
             sha = parent if _SHA.match(parent) else None
@@ -266,20 +268,6 @@ class _Fetch:
         sha, data = self._download("config.json", rev, self.max_config_bytes)
         cfg = load_config_text(data, source=f"{self.repo_id}/config.json")
         return sha, json.dumps(cfg)
-
-    def _wants_stored(self, sha: str | None) -> bool:
-        return True
-
-    def _exists(self, filename: str, rev: str) -> bool:
-        from huggingface_hub import errors as hf
-
-        try:
-            self._call(filename, self._metadata, filename, rev)
-            return True
-        except SourceError as e:
-            if isinstance(e.__context__, hf.RemoteEntryNotFoundError):
-                return False
-            raise
 
     def _stored(self, rev: str) -> StoredWeights | None:
         """Safetensors headers of the repo (single file or sharded index), or None when it has none."""
