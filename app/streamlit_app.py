@@ -19,30 +19,10 @@ import streamlit as st  # noqa: E402
 from app import hosted  # noqa: E402
 from app.app_pages import common  # noqa: E402
 
-PAGES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app_pages")
-
-# (file, title, url path, icon, local-only). Pages owned by other work are listed when their file exists.
-PAGES = (
-    ("plan.py", "Plan", "plan", ":material/calculate:", False),
-    ("explore.py", "Explore", "explore", ":material/monitoring:", False),
-    ("compare.py", "Compare GPUs", "compare", ":material/compare_arrows:", False),
-    ("recommend.py", "Recommend", "recommend", ":material/recommend:", False),
-    ("profile.py", "Profile", "profile", ":material/speed:", True),
-    ("export.py", "Export", "export", ":material/ios_share:", False),
-    ("assumptions.py", "Assumptions", "assumptions", ":material/menu_book:", False),
-)
-
 
 def pages(policy: hosted.Policy) -> list:
-    out = []
-    for file, title, url, icon, local_only in PAGES:
-        if local_only and not policy.allow_profile:
-            continue
-        if not os.path.exists(os.path.join(PAGES_DIR, file)):
-            continue
-        out.append(st.Page(os.path.join("app_pages", file), title=title, url_path=url, icon=icon,
-                           default=(file == "plan.py")))
-    return out
+    return [st.Page(os.path.join("app_pages", p.file), title=p.title, url_path=p.url_path, icon=p.icon,
+                    default=p.default) for p in common.nav_pages(policy)]
 
 
 st.set_page_config(page_title="Headroom: LLM memory planner", page_icon=":material/memory:", layout="wide")

@@ -13,6 +13,7 @@ says what is missing instead of failing.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
@@ -52,6 +53,40 @@ def _optional(module: str):
         return importlib.import_module(module)
     except ImportError:
         return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Navigation
+
+PAGES_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass(frozen=True)
+class NavPage:
+    file: str
+    title: str
+    url_path: str
+    icon: str
+    local_only: bool = False  # hidden in hosted mode
+    default: bool = False
+
+
+#: Every page, in menu order. Pages built by other work (Recommend, Profile, Export) appear when present.
+PAGES = (
+    NavPage("plan.py", "Plan", "plan", ":material/calculate:", default=True),
+    NavPage("explore.py", "Explore", "explore", ":material/monitoring:"),
+    NavPage("compare.py", "Compare GPUs", "compare", ":material/compare_arrows:"),
+    NavPage("recommend.py", "Recommend", "recommend", ":material/recommend:"),
+    NavPage("profile.py", "Profile", "profile", ":material/speed:", local_only=True),
+    NavPage("export.py", "Export", "export", ":material/ios_share:"),
+    NavPage("assumptions.py", "Assumptions", "assumptions", ":material/menu_book:"),
+)
+
+
+def nav_pages(policy: hosted.Policy, pages_dir: str = PAGES_DIR) -> list[NavPage]:
+    """The pages this installation shows: present on disk, and allowed by the policy."""
+    return [p for p in PAGES if os.path.exists(os.path.join(pages_dir, p.file))
+            and not (p.local_only and not policy.allow_profile)]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -186,8 +221,6 @@ def _stored_key(stored) -> str:
 
 
 def _read_local(path: str) -> tuple[bytes, str]:
-    import os
-
     p = os.path.expanduser(path.strip())
     if os.path.isdir(p):
         p = os.path.join(p, "config.json")
@@ -279,12 +312,30 @@ class FitView:
     max_context: int | None = None
     kv_cache_tokens: int | None = None
     max_concurrency: float | None = None
+    reason: str = ""
+    used_bytes: int | None = None
+    context_limit: int | None = None
     available: bool = True  # False: planner.fit is missing and only fits/free are known
+
+
+def fits_quick(r: Resolved, plan: Plan, gpu_bytes: int, gpus: int) -> bool:
+    """Whether exactly ``plan`` fits (planner.fit.fits_at; no search for the largest batch/context)."""
+    fit_mod = _optional("planner.fit")
+    if fit_mod is not None and hasattr(fit_mod, "fits_at"):
+        return bool(_cached_fits_at(r.spec, plan, gpu_bytes, gpus))
+    return estimate_for(r, replace(plan, tp=gpus)).total_bytes <= gpu_bytes
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _cached_fits_at(spec: ModelSpec, plan: Plan, gpu_bytes: int, gpus: int) -> bool:
+    from planner.fit import fits_at
+
+    return fits_at(spec, plan, gpu_bytes, gpus)
 
 
 def fit_view(r: Resolved, plan: Plan | None = None, gpu_bytes: int | None = None, gpus: int | None = None,
              breakdown: MemoryBreakdown | None = None) -> FitView:
-    """Whether ``plan`` fits on ``gpus`` GPUs of ``gpu_bytes`` each (per-GPU breakdown vs one GPU)."""
+    """planner.fit.fit of ``plan`` on ``gpus`` GPUs of ``gpu_bytes`` each (fits, free, largest batch/context)."""
     plan = plan or r.plan
     gpu_bytes = gpu_bytes or r.gpu_bytes
     gpus = gpus or r.gpus
@@ -294,7 +345,8 @@ def fit_view(r: Resolved, plan: Plan | None = None, gpu_bytes: int | None = None
         return FitView(
             fits=bool(res.fits), free_bytes=int(res.free_bytes), max_batch=getattr(res, "max_batch", None),
             max_context=getattr(res, "max_context", None), kv_cache_tokens=getattr(res, "kv_cache_tokens", None),
-            max_concurrency=getattr(res, "max_concurrency", None),
+            max_concurrency=getattr(res, "max_concurrency", None), reason=str(getattr(res, "reason", "")),
+            used_bytes=getattr(res, "used_bytes", None), context_limit=getattr(res, "context_limit", None),
         )
     b = breakdown or estimate_for(r, plan)
     return FitView(fits=b.total_bytes <= gpu_bytes, free_bytes=gpu_bytes - b.total_bytes, available=False)
@@ -640,40 +692,51 @@ def parse_prices(text: str, gpu_names) -> tuple[dict[str, float], list[str]]:
 
 
 def compare_gpus(r: Resolved, max_gpus: int, prices: dict[str, float], all_counts: bool):
-    """One row per catalog GPU (its smallest fitting count, or why none fits), or per (GPU, count)."""
+    """One row per catalog GPU (its smallest fitting count, or why none fits), or per (GPU, count).
+
+    Fitting uses planner.fit (per engine: per-GPU peak for transformers, KV pool for vLLM, layer split
+    for llama.cpp); ``plan_per_gpu_bytes`` is the estimate's per-GPU total at that count.
+    """
     import pandas as pd
 
     rows = []
     for g in gpu_catalog().values():
-        last_reason = ""
         found = False
+        reason = ""
         for n in range(1, max_gpus + 1):
             plan = replace(r.plan, tp=n, gpu_memory_bytes=g.memory_bytes)
             try:
+                if not fits_quick(r, plan, g.memory_bytes, n):
+                    continue
                 b = estimate_for(r, plan)
                 fv = fit_view(r, plan, g.memory_bytes, n, breakdown=b)
             except HeadroomError as e:
-                last_reason = str(e)
-                continue
-            if not fv.fits:
-                last_reason = (f"needs {fmt_bytes(b.total_bytes, r.unit)} per GPU at {n} GPU{'s' * (n > 1)}; "
-                               f"has {fmt_bytes(g.memory_bytes, r.unit)}")
+                reason = str(e)
                 continue
             price = prices.get(g.name)
             rows.append({
                 "gpu": g.name, "title": g.title, "gpus": n, "memory_per_gpu_bytes": g.memory_bytes,
                 "plan_per_gpu_bytes": b.total_bytes, "free_bytes": fv.free_bytes, "fits": True,
                 "cost_per_hour": price * n if price is not None else None,
-                "cost_per_month": price * n * HOURS_PER_MONTH if price is not None else None, "reason": "",
+                "cost_per_month": price * n * HOURS_PER_MONTH if price is not None else None,
+                "reason": fv.reason,
             })
             found = True
             if not all_counts:
                 break
         if not found:
+            if not reason:
+                plan = replace(r.plan, tp=max_gpus, gpu_memory_bytes=g.memory_bytes)
+                try:
+                    fv = fit_view(r, plan, g.memory_bytes, max_gpus)
+                    reason = f"at {max_gpus} GPU{'s' * (max_gpus > 1)}: " + (
+                        fv.reason or f"needs {fmt_bytes(g.memory_bytes - fv.free_bytes, r.unit)} per GPU")
+                except HeadroomError as e:
+                    reason = str(e)
             rows.append({
                 "gpu": g.name, "title": g.title, "gpus": None, "memory_per_gpu_bytes": g.memory_bytes,
                 "plan_per_gpu_bytes": None, "free_bytes": None, "fits": False, "cost_per_hour": None,
-                "cost_per_month": None, "reason": last_reason or f"does not fit on 1 to {max_gpus} GPUs",
+                "cost_per_month": None, "reason": reason,
             })
     df = pd.DataFrame(rows)
     if df.empty:

@@ -39,6 +39,8 @@ with g2:
     free = f"{fb(fit.free_bytes)} free" if fit.fits else f"{fb(-fit.free_bytes)} short"
     (st.success if fit.fits else st.error)(f"{verdict} on {r.gpus} × {r.gpu_label} "
                                            f"({fb(r.gpu_bytes)} each): {free}{per_gpu}.")
+    if fit.reason:
+        st.caption(fit.reason)
     f1, f2 = st.columns(2)
     if fit.available:
         f1.metric(f"Largest batch at {r.inputs.context:,} tokens",

@@ -1,0 +1,261 @@
+"""The app through its seams (AppTest): widgets set by key, the numbers shown equal the planner's."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import charts, state
+from planner.catalog import catalog_config, catalog_spec
+from planner.errors import SourceError
+from planner.estimate import Plan, estimate
+from planner.fit import fit
+from planner.gpus import find_gpu
+from planner.spec import MAX_CONFIG_BYTES, parse_config
+
+APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "streamlit_app.py")
+H100 = find_gpu("h100-sxm-80gb").memory_bytes
+TIMEOUT = 60
+
+
+def run_app(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def qp(at: AppTest) -> dict[str, str]:
+    """The app's query parameters as plain strings (the last value of a repeated key)."""
+    return {k: (v if isinstance(v, str) else v[-1]) for k, v in at.query_params.items()}
+
+
+def frame_with(at: AppTest, *columns: str):
+    """The first table shown that has all ``columns`` (AppTest does not expose dataframe keys); else None."""
+    for df in at.dataframe:
+        v = df.value
+        if all(c in v.columns for c in columns):
+            return v
+    return None
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def expected(spec, unit="GiB", **plan) -> dict[str, str]:
+    b = estimate(spec, Plan(**{"weights": "bf16", "gpu_memory_bytes": H100, **plan}))
+    f = lambda n: charts.fmt_bytes(n, unit)  # noqa: E731
+    total_label = "Total per GPU" if plan.get("tp", 1) > 1 else "Total"
+    return {"Parameters": f"{b.parameters / 1e9:,.3f} B", "Weights": f(b.weights_bytes),
+            "KV cache": f(b.kv_cache_bytes), "Activations": f(b.activations_bytes), "Overhead": f(b.overhead_bytes),
+            total_label: f(b.total_bytes)}
+
+
+def shown(at: AppTest, exp: dict[str, str]) -> dict[str, str]:
+    m = metrics(at)
+    return {k: m.get(k) for k in exp}
+
+
+def test_plan_page_defaults_show_the_planner_numbers():
+    at = run_app()
+    assert_clean(at)
+    exp = expected(catalog_spec("llama-3.1-8b"))
+    assert shown(at, exp) == exp
+    assert qp(at)["model"] == "llama-3.1-8b"
+    res = fit(catalog_spec("llama-3.1-8b"), Plan(weights="bf16", gpu_memory_bytes=H100), H100, 1)
+    m = metrics(at)
+    assert m["Largest batch at 8,192 tokens"] == f"{res.max_batch:,}"
+    assert m["Largest context at batch 1"] == f"{res.max_context:,}"
+    assert any(s.value.startswith("Fits on 1 × NVIDIA H100") for s in at.success) == res.fits
+    assert "Llama" in at.title[0].value
+
+
+def test_changing_widgets_changes_the_numbers_and_the_link():
+    at = run_app()
+    at.number_input(key="hr_context").set_value(32768)
+    at.number_input(key="hr_batch").set_value(4)
+    at.selectbox(key="hr_weights").set_value("fp8")
+    at.radio(key="hr_unit").set_value("GB")
+    at.number_input(key="hr_gpus").set_value(2)
+    at.run()
+    assert_clean(at)
+    exp = expected(catalog_spec("llama-3.1-8b"), "GB", weights="fp8", batch=4, context=32768, tp=2)
+    assert shown(at, exp) == exp
+    q = qp(at)
+    assert q["context"] == "32768" and q["batch"] == "4" and q["weights"] == "fp8" and q["gpus"] == "2"
+    link = at.sidebar.code[0].value
+    assert "context=32768" in link and "weights=fp8" in link
+
+    # the link reproduces the plan in a fresh session
+    again = run_app(q)
+    assert_clean(again)
+    assert shown(again, exp) == exp
+    assert not again.warning
+
+
+def test_a_bad_link_shows_what_is_wrong_and_keeps_the_defaults():
+    at = run_app({"batch": "-3", "weights": "int3", "gremlins": "1", "context": "4096"})
+    assert_clean(at)
+    warnings = " ".join(w.value for w in at.sidebar.warning)
+    assert "batch must be from 1" in warnings and "unknown weight format" in warnings and "gremlins" in warnings
+    exp = expected(catalog_spec("llama-3.1-8b"), context=4096)
+    assert shown(at, exp) == exp
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio(key="hr_source").set_value("upload").run()
+    at.file_uploader(key="hr_upload_file").upload(name, data, "application/json")
+    return at.run()
+
+
+def test_an_uploaded_config_is_planned_and_travels_in_the_link():
+    cfg = catalog_config("llama-3.2-1b")
+    at = _upload(run_app(), "config.json", json.dumps(cfg, indent=2).encode())
+    assert_clean(at)
+    exp = expected(parse_config(cfg))
+    assert shown(at, exp) == exp
+    q = qp(at)
+    assert q["src"] == "upload" and json.loads(state.decode_config(q["config"])) == cfg
+
+    again = run_app(q)  # the config comes back from the link alone
+    assert_clean(again)
+    assert shown(again, exp) == exp
+
+
+@pytest.mark.parametrize(("data", "needle"), [
+    (b"this is not json", "is not valid JSON"),
+    (b'{"hello": "world"}', "model_type"),
+    (b"[1, 2, 3]", "must be a JSON object"),
+    (b'{"model_type": "llama", "hidden_size": -5}', "hidden_size"),
+    (b"{" + b" " * MAX_CONFIG_BYTES + b"}", "a model config is at most"),
+])
+def test_a_bad_upload_shows_a_clear_error_and_the_app_keeps_working(data, needle):
+    at = _upload(run_app(), "bad.json", data)
+    assert_clean(at)
+    errors = " ".join(e.value for e in at.error)
+    assert needle in errors, errors
+    assert not at.metric
+    at.radio(key="hr_source").set_value("catalog").run()  # recovers
+    assert_clean(at)
+    exp = expected(catalog_spec("llama-3.1-8b"))
+    assert shown(at, exp) == exp
+
+
+def test_a_config_too_large_for_a_link_makes_the_link_name_the_file():
+    cfg = {**catalog_config("llama-3.2-1b"), "padding": [os.urandom(16).hex() for _ in range(2000)]}
+    at = _upload(run_app(), "big-config.json", json.dumps(cfg).encode())
+    assert_clean(at)
+    q = qp(at)
+    assert "config" not in q and q["upload"] == "big-config.json"
+    again = run_app(q)
+    assert_clean(again)
+    assert "big-config.json" in " ".join(w.value for w in again.sidebar.warning)
+    assert "upload that file" in " ".join(e.value for e in again.error)
+
+
+def test_hub_failure_is_a_clear_error(monkeypatch):
+    import app.hub
+
+    def fail(*a, **k):
+        raise SourceError("cannot reach the Hugging Face hub (offline?); upload the config.json instead")
+
+    monkeypatch.setattr(app.hub, "fetch_hub_model", fail)
+    at = run_app({"src": "hub", "hub": "org/some-model"})
+    assert_clean(at)
+    assert "cannot reach the Hugging Face hub" in " ".join(e.value for e in at.error)
+
+
+def test_hub_model_is_planned_with_the_hub_limits(monkeypatch):
+    import app.hub
+
+    seen = {}
+    cfg = catalog_config("qwen2.5-0.5b") if "qwen2" in _families() else catalog_config("llama-3.2-1b")
+
+    def fake(repo_id, revision=None, **limits):
+        seen.update(limits, repo_id=repo_id)
+        return app.hub.HubModel(repo_id=repo_id, revision=None, sha=None, config_text=json.dumps(cfg), stored=None)
+
+    monkeypatch.setattr(app.hub, "fetch_hub_model", fake)
+    at = run_app({"src": "hub", "hub": "org/some-model"})
+    assert_clean(at)
+    exp = expected(parse_config(cfg))
+    assert shown(at, exp) == exp
+    assert seen["repo_id"] == "org/some-model" and seen["max_config_bytes"] == MAX_CONFIG_BYTES
+    assert seen["timeout_s"] > 0
+
+
+def _families():
+    from planner.spec import supported_model_types
+
+    return supported_model_types()
+
+
+def test_explore_page_sweeps_with_the_planner():
+    at = run_app()
+    at.switch_page("app_pages/explore.py").run()
+    assert_clean(at)
+    at.multiselect(key="hr_ex_batches").set_value([1, 4])
+    at.multiselect(key="hr_ex_formats").set_value(["bf16", "fp8"])
+    at.run()
+    assert_clean(at)
+    table = frame_with(at, "format", "max_context").set_index("format")
+    spec = catalog_spec("llama-3.1-8b")
+    for fmt in ("bf16", "fp8", "gguf-Q4_K_M"):
+        c = int(table.loc[fmt, "max_context"])
+        res = fit(spec, Plan(weights=fmt, gpu_memory_bytes=H100), H100, 1)
+        assert c == res.max_context > 0
+        assert estimate(spec, Plan(weights=fmt, context=c, gpu_memory_bytes=H100)).total_bytes <= H100
+        if c < res.context_limit:  # the boundary: one more token does not fit
+            assert estimate(spec, Plan(weights=fmt, context=c + 1, gpu_memory_bytes=H100)).total_bytes > H100
+
+
+def test_compare_page_lists_fits_with_cost_and_misfits_with_reasons():
+    model = "llama-3.1-70b" if "llama-3.1-70b" in _catalog() else "llama-3.1-8b"
+    at = run_app({"model": model})
+    at.switch_page("app_pages/compare.py").run()
+    at.text_area(key="hr_cmp_prices").set_value("h100-sxm-80gb = 2.5\nh200-sxm-141gb = 4\nnot-a-gpu = 1")
+    at.run()
+    assert_clean(at)
+    assert "not-a-gpu" in " ".join(e.value for e in at.error)
+    spec = catalog_spec(model)
+    fits = frame_with(at, "option", "gpus")
+    assert len(fits) > 0
+    prices = {"h100-sxm-80gb": 2.5, "h200-sxm-141gb": 4.0}
+    for _, row in fits.iterrows():  # each option shown fits, with the planner's per-GPU numbers
+        n, mem = int(row["gpus"]), find_gpu(row["gpu"]).memory_bytes
+        b = estimate(spec, Plan(weights="bf16", tp=n, gpu_memory_bytes=mem))
+        assert fit(spec, Plan(weights="bf16", gpu_memory_bytes=mem), mem, n).fits
+        if n > 1:  # the smallest count that fits
+            assert not fit(spec, Plan(weights="bf16", gpu_memory_bytes=mem), mem, n - 1).fits
+        assert row["plan per GPU (GiB)"] == pytest.approx(b.total_bytes / 2**30)
+        if row["gpu"] in prices:
+            assert row["cost_per_hour"] == pytest.approx(prices[row["gpu"]] * n)
+            assert row["cost_per_month"] == pytest.approx(prices[row["gpu"]] * n * 730)
+    priced = fits["cost_per_hour"].dropna().tolist()
+    assert priced == sorted(priced) and priced == fits["cost_per_hour"].tolist()[: len(priced)]
+    mis = frame_with(at, "reason")
+    if mis is not None:  # every misfit says why
+        assert (mis["reason"].str.len() > 0).all()
+
+
+def _catalog():
+    from planner.catalog import catalog
+
+    return catalog()
+
+
+def test_assumptions_page_lists_the_plan_components_with_formulas():
+    at = run_app()
+    at.switch_page("app_pages/assumptions.py").run()
+    assert_clean(at)
+    comps = frame_with(at, "component", "bytes", "formula")
+    b = estimate(catalog_spec("llama-3.1-8b"), Plan(weights="bf16", gpu_memory_bytes=H100))
+    assert dict(zip(comps["component"], comps["bytes"], strict=True)) == b.as_dict()
