@@ -1,0 +1,297 @@
+"""Export snippets: every emitted flag is in the engine's documented flag table with a value in range;
+generated Python parses and its config objects construct in the real transformers/accelerate, offline.
+
+Flag tables (tests/flag_tables/*.json) cite the project version and the documentation they come from.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from planner.errors import HeadroomError, InputError
+from planner.estimate import Plan
+from planner.export import COMMAND_TARGETS, TARGETS, launch_argv, snippet, snippets
+from planner.gpus import find_gpu
+from planner.scenario import ModelSource, Scenario, loads
+
+TABLES = Path(__file__).parent / "flag_tables"
+REPO = Path(__file__).resolve().parent.parent
+GIB = 1 << 30
+
+
+def _table(target: str) -> dict:
+    return json.loads((TABLES / f"{target}.json").read_text())
+
+
+def _scenario(weights="bf16", kv="auto", engine="vllm", tp=1, batch=4, context=8192, model="llama-3.1-8b",
+              gpu="h100-sxm-80gb", **plan) -> Scenario:
+    mem = find_gpu(gpu).memory_bytes
+    return Scenario(ModelSource(catalog=model),
+                    Plan(weights=weights, kv_dtype=kv, batch=batch, context=context, engine=engine, tp=tp,
+                         gpu_memory_bytes=mem, max_num_seqs=batch, **plan),
+                    gpu=gpu, gpu_count=tp)
+
+
+def check_argv(target: str, argv: tuple[str, ...]) -> dict[str, str]:
+    """Assert argv matches the documented table; return flag -> value."""
+    t = _table(target)
+    prog = t["program"]
+    assert list(argv[: len(prog)]) == prog, argv
+    rest = list(argv[len(prog) + t["positional"]:])
+    seen: dict[str, str] = {}
+    while rest:
+        flag = rest.pop(0)
+        assert flag in t["flags"], f"{target}: {flag} is not in the documented flag table ({t['sources'][0]})"
+        spec = t["flags"][flag]
+        assert rest, f"{flag} needs a value"
+        value = rest.pop(0)
+        assert flag not in seen, f"{flag} given twice"
+        seen[flag] = value
+        kind = spec["type"]
+        if kind == "choice":
+            assert value in spec["choices"], f"{flag} {value!r} not in {spec['choices']}"
+        elif kind in ("int", "int_or_choice"):
+            if kind == "int_or_choice" and value in spec["choices"]:
+                continue
+            n = int(value)
+            assert n >= spec.get("min", n) and n <= spec.get("max", n), f"{flag} {n} out of range"
+        elif kind == "float":
+            x = float(value)
+            assert x > spec["min_exclusive"] and x <= spec["max"], f"{flag} {x} out of range"
+        elif kind == "float_list":
+            assert all(float(v) >= spec["min"] for v in value.split(",")), value
+        else:
+            assert value and not value.startswith("-")
+    return seen
+
+
+# Plans covering every weight-format kind and KV dtype each engine can express.
+CASES = {
+    "vllm": [dict(), dict(weights="fp8"), dict(weights="fp8", kv="fp8_e4m3"), dict(kv="fp8_e5m2"),
+             dict(weights="bnb-nf4"), dict(tp=2, batch=16, context=32768), dict(weights="fp16", kv="fp16"),
+             dict(weights="gguf-Q4_K_M"), dict(model="llama-3.1-70b", tp=4, gpu="h200-sxm-141gb",
+                                                gpu_memory_utilization=0.95, max_num_batched_tokens=4096)],
+    "sglang": [dict(), dict(weights="fp8"), dict(kv="fp8_e4m3"), dict(kv="bf16"), dict(weights="bnb-nf4"),
+               dict(tp=2), dict(weights="gguf-Q4_K_M")],
+    "tgi": [dict(), dict(weights="bnb-nf4"), dict(weights="bnb-fp4-dq"), dict(weights="bnb-int8"),
+            dict(weights="fp8"), dict(kv="fp8_e4m3"), dict(kv="fp8_e5m2", tp=2), dict(weights="gptq-4bit-g128"),
+            dict(weights="awq-4bit-g128"), dict(weights="fp16"), dict(prompt_tokens=1000)],
+    "llamacpp": [dict(engine="llamacpp", weights="gguf-Q4_K_M"),
+                 dict(engine="llamacpp", weights="gguf-Q8_0", kv="q8_0", batch=3),
+                 dict(engine="llamacpp", weights="gguf-Q4_K_M", kv="q4_0", tp=2),
+                 dict(engine="llamacpp", weights="gguf-Q4_K_M", kv="int8", n_gpu_layers=20),
+                 dict(engine="transformers", weights="bf16", kv="bf16")],
+}
+
+
+@pytest.mark.parametrize("target,case", [(t, c) for t, cs in CASES.items() for c in cs],
+                         ids=lambda x: x if isinstance(x, str) else ",".join(f"{k}={v}" for k, v in x.items()))
+def test_every_flag_is_documented_with_a_value_in_range(target, case):
+    s = _scenario(**case)
+    seen = check_argv(target, launch_argv(target, s))
+    p = s.plan
+    if target == "vllm":
+        assert int(seen["--max-model-len"]) == p.context
+        assert int(seen["--tensor-parallel-size"]) == p.tp
+        assert int(seen["--max-num-seqs"]) == p.max_num_seqs
+        assert float(seen["--gpu-memory-utilization"]) == p.gpu_memory_utilization
+    elif target == "sglang":
+        assert int(seen["--context-length"]) == p.context and int(seen["--tp-size"]) == p.tp
+    elif target == "tgi":
+        assert not ("--dtype" in seen and "--quantize" in seen), "TGI: --dtype cannot be used with --quantize"
+        assert int(seen["--max-input-tokens"]) < int(seen["--max-total-tokens"]) == p.context
+        assert int(seen["--num-shard"]) == p.tp
+    elif target == "llamacpp":
+        # llama-server -c is the total context shared by the -np slots
+        assert int(seen["-c"]) == p.context * p.batch and int(seen["-np"]) == p.batch
+        if seen["--cache-type-v"] not in ("f16", "f32", "bf16"):
+            assert seen["-fa"] == "on", "a quantized V cache needs flash attention"
+
+
+@pytest.mark.parametrize("target,case,expected", [
+    ("vllm", dict(kv="int4"), "vLLM has no"),
+    ("llamacpp", dict(engine="llamacpp", weights="gguf-Q4_K_M", kv="fp8_e4m3"), "llama.cpp has no"),
+    ("llamacpp", dict(weights="bnb-nf4"), "llama.cpp runs GGUF"),
+    ("tgi", dict(weights="gguf-Q4_K_M"), "does not serve GGUF"),
+    ("sglang", dict(kv="int8"), "SGLang has no"),
+    ("transformers", dict(weights="gguf-Q4_K_M"), "dequantizes GGUF"),
+])
+def test_inexpressible_plans_raise_one_clear_error(target, case, expected):
+    with pytest.raises(InputError, match=expected):
+        snippet(target, _scenario(**case))
+
+
+def test_snippets_are_annotated_with_the_plans_numbers():
+    s = _scenario(batch=16, context=32768, tp=2, model="llama-3.1-70b", gpu="h200-sxm-141gb")
+    from planner.recommend import option_breakdown
+
+    b = option_breakdown(s.spec(), s.plan)
+    total = f"total {b.total_bytes / GIB:,.2f} GiB"
+    for target in ("vllm", "sglang", "tgi", "llamacpp", "transformers", "accelerate"):
+        text = snippet(target, s) if target != "llamacpp" else None
+        if text is None:
+            continue
+        assert total in text, target
+        assert "2 x h200-sxm-141gb" in text
+    assert "vLLM should log: GPU KV cache size" in snippet("vllm", s)
+
+
+def test_snippets_collects_every_target_or_its_reason():
+    out = snippets(_scenario(weights="gguf-Q4_K_M"))
+    assert set(out) == set(TARGETS)
+    assert out["tgi"].startswith("# not available for this plan:")
+    assert "llama-server" in snippets(_scenario(engine="llamacpp", weights="gguf-Q4_K_M"))["llamacpp"]
+
+
+def test_scenario_target_round_trips():
+    s = _scenario(weights="bnb-nf4-dq", kv="fp8_e4m3", tp=2)
+    assert loads(snippet("scenario", s)) == s
+
+
+# ---------------------------------------------------------------------------------------------------
+# Python snippets in the real libraries, offline
+
+
+def _exec_transformers(code: str) -> dict:
+    """Run the snippet with from_pretrained replaced by a recorder (no download, no model load)."""
+    import transformers
+
+    calls = {}
+
+    def record(model_id, **kwargs):
+        calls["model_id"] = model_id
+        calls.update(kwargs)
+        return None
+
+    orig = transformers.AutoModelForCausalLM.from_pretrained
+    transformers.AutoModelForCausalLM.from_pretrained = record
+    try:
+        ns: dict = {"__name__": "headroom_snippet"}
+        exec(compile(code, "load_model.py", "exec"), ns)
+    finally:
+        transformers.AutoModelForCausalLM.from_pretrained = orig
+    calls["_ns"] = ns
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.mark.parametrize("weights", ["bf16", "fp16", "bnb-int8", "bnb-nf4", "bnb-fp4-dq", "fp8", "fp8-block",
+                                     "gptq-4bit-g128"])
+def test_transformers_snippet_parses_and_its_config_objects_construct(weights):
+    import torch
+    import transformers
+
+    s = _scenario(weights=weights, engine="transformers", tp=2)
+    code = snippet("transformers", s)
+    ast.parse(code)
+    calls = _exec_transformers(code)
+    assert calls["model_id"] == "meta-llama/Llama-3.1-8B"
+    assert calls["device_map"] == "auto"
+    assert calls["attn_implementation"] == "sdpa"
+    assert set(calls["max_memory"]) == {0, 1}
+    assert all(v.endswith("MiB") and int(v[:-3]) > 0 for v in calls["max_memory"].values())
+    q = calls.get("quantization_config")
+    if weights.startswith("bnb"):
+        assert isinstance(q, transformers.BitsAndBytesConfig)
+        if weights == "bnb-int8":
+            assert q.load_in_8bit and not q.load_in_4bit
+        else:
+            assert q.load_in_4bit and q.bnb_4bit_quant_type == weights.split("-")[1]
+            assert q.bnb_4bit_use_double_quant == weights.endswith("-dq")
+            assert q.bnb_4bit_compute_dtype == torch.bfloat16
+    elif weights.startswith("fp8"):
+        assert isinstance(q, transformers.FineGrainedFP8Config)
+        assert tuple(q.weight_block_size) == (128, 128)
+    else:
+        assert q is None
+    expected_dtype = {"fp16": torch.float16, "gptq-4bit-g128": torch.float16}.get(weights, torch.bfloat16)
+    assert calls["dtype"] == expected_dtype
+    assert callable(calls["_ns"]["generate"])
+
+
+def test_transformers_snippet_quantized_kv_uses_the_quantized_cache():
+    code = snippet("transformers", _scenario(engine="transformers", kv="int4"))
+    ast.parse(code)
+    assert 'cache_implementation="quantized"' in code and '"nbits": 4' in code
+
+
+def test_accelerate_snippet_builds_a_real_device_map_offline():
+    """The max_memory map drives accelerate's real infer_auto_device_map on an empty (meta) model."""
+    import transformers
+    from planner.catalog import catalog_config
+
+    s = _scenario(model="llama-3.2-1b", engine="transformers", tp=2, gpu="l4-24gb")
+    code = snippet("accelerate", s)
+    ast.parse(code)
+    cfg = transformers.LlamaConfig(**{k: v for k, v in catalog_config("llama-3.2-1b").items()
+                                      if k not in ("architectures", "model_type")})
+    orig = transformers.AutoConfig.from_pretrained
+    transformers.AutoConfig.from_pretrained = lambda *a, **k: cfg
+    try:
+        ns: dict = {}
+        exec(compile(code, "device_map.py", "exec"), ns)
+    finally:
+        transformers.AutoConfig.from_pretrained = orig
+    devices = set(ns["device_map"].values())
+    assert devices <= {0, 1}, devices  # everything placed on the two GPUs: nothing on cpu or disk
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+
+
+def _cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def test_cli_export_prints_a_documented_vllm_command(tmp_path):
+    r = _cli("export", "--target", "vllm", "--model", "llama-3.1-70b", "--engine", "vllm", "--weights", "fp8",
+             "--context", "32768", "--batch", "16", "--tp", "2", "--gpu", "h200-sxm-141gb")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if not ln.startswith("#")]
+    argv = tuple(" ".join(ln.rstrip("\\").strip() for ln in lines).split())
+    seen = check_argv("vllm", argv)
+    assert seen["--quantization"] == "fp8" and seen["--tensor-parallel-size"] == "2"
+    # --scenario FILE reproduces the same command
+    r2 = _cli("export", "--target", "scenario", "--model", "llama-3.1-70b", "--engine", "vllm", "--weights", "fp8",
+              "--context", "32768", "--batch", "16", "--tp", "2", "--gpu", "h200-sxm-141gb",
+              "--out", str(tmp_path / "s.json"))
+    assert r2.returncode == 0, r2.stderr
+    r3 = _cli("export", "--target", "vllm", "--scenario", str(tmp_path / "s.json"))
+    assert r3.returncode == 0 and r3.stdout == r.stdout
+
+
+def test_cli_export_bad_input_is_one_line_not_a_traceback(tmp_path):
+    r = _cli("export", "--target", "tgi", "--model", "llama-3.1-8b", "--weights", "gguf-Q4_K_M")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "GGUF" in r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 99}')
+    r = _cli("export", "--target", "vllm", "--scenario", str(bad))
+    assert r.returncode == 2 and "newer Headroom" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_every_target_is_offered_by_the_cli():
+    from app.cli import build_parser
+
+    p = build_parser()
+    for t in TARGETS:
+        ns = p.parse_args(["export", "--target", t, "--model", "llama-3.1-8b"])
+        assert ns.target == t
+    assert set(COMMAND_TARGETS) <= set(TARGETS)
+
+
+def test_export_errors_are_headroom_errors():
+    assert issubclass(InputError, HeadroomError)
