@@ -64,68 +64,151 @@ def _layers(spec: ModelSpec, pred) -> tuple[int, ...]:
     return tuple(i for i in range(spec.num_layers) if pred(i))
 
 
+# Module names per family, as transformers 5.23 names them inside one decoder layer / the base model.
+_ATTN = {"gpt2": "attn", "gpt_neox": "attention", "falcon": "self_attention"}
+_QKV = {"gpt2": "c_attn", "gpt_neox": "query_key_value", "falcon": "query_key_value"}
+_O = {"gpt2": "c_proj", "gpt_neox": "dense", "falcon": "dense"}
+_MLP_IN_OUT = {"gpt2": ("c_fc", "c_proj"), "starcoder2": ("c_fc", "c_proj"),
+               "gpt_neox": ("dense_h_to_4h", "dense_4h_to_h"), "falcon": ("dense_h_to_4h", "dense_4h_to_h")}
+_EMBED = {"gpt2": "wte", "gpt_neox": "embed_in", "falcon": "word_embeddings"}
+_FINAL_NORM = {"gpt2": "ln_f", "gpt_neox": "final_layer_norm", "falcon": "ln_f"}
+#: per-layer norm module -> llama.cpp tensor base name
+_NORM_GGUF = {"input_layernorm": "attn_norm", "ln_1": "attn_norm", "ln_attn": "attn_norm",
+              "post_attention_layernorm": "ffn_norm", "ln_2": "ffn_norm", "ln_mlp": "attn_norm_2",
+              "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm"}
+
+
+def _norm_names(spec: ModelSpec) -> tuple[str, ...]:
+    if spec.norm_names:
+        return spec.norm_names
+    return ("input_layernorm", "post_attention_layernorm")[: spec.norms_per_layer]
+
+
+def _norm_gguf(spec: ModelSpec, name: str) -> str:
+    # Gemma2/3 and OLMo2 normalize after attention (post_attention_norm), before the residual add;
+    # their pre-MLP norm is pre_feedforward_layernorm (Gemma) or none (OLMo2).
+    if name == "post_attention_layernorm" and (len(_norm_names(spec)) == 4 or spec.family == "olmo2"):
+        return "post_attention_norm"
+    return _NORM_GGUF.get(name, name)
+
+
 @lru_cache(maxsize=256)
 def tensors(spec: ModelSpec) -> tuple[TensorInfo, ...]:
-    """Every weight tensor of the model, grouped across identical layers."""
-    h, d = spec.hidden_size, spec.head_dim
+    """Every parameter tensor of the transformers model, grouped across layers that hold the same one.
+
+    Names are transformers' own: per-layer tensors relative to the decoder layer
+    (``self_attn.q_proj.weight``), the rest relative to the base model (``embed_tokens.weight``) or the
+    top model (``lm_head.weight``). Shapes are the parameters' shapes: ``(out, in)`` for ``nn.Linear``,
+    ``(in, out)`` for GPT-2's ``Conv1D`` (``spec.conv1d``), ``(experts, out, in)`` for fused experts.
+    Tensors with no elements (a zero-width shared expert) are left out.
+    """
+    h, d, fam = spec.hidden_size, spec.head_dim, spec.family
     q_out, kv_out = spec.num_heads * d, spec.num_kv_heads * d
-    all_layers = tuple(range(spec.num_layers))
+    L = tuple(range(spec.num_layers))
     out: list[TensorInfo] = []
 
     def add(name, component, shape, role, gguf, layers=(), split="replicated"):
-        if layers is not None and (layers == () or len(layers) > 0):
-            out.append(TensorInfo(name, component, tuple(int(s) for s in shape), role, gguf, tuple(layers), split))
+        shape = tuple(int(s) for s in shape)
+        if 0 in shape:  # e.g. a Qwen2-MoE shared expert of width 0: transformers holds an empty tensor
+            return
+        out.append(TensorInfo(name, component, shape, role, gguf, tuple(layers), split))
 
-    add("embed_tokens.weight", "embeddings", (spec.vocab_size, h), "embedding", "token_embd", split="vocab")
-    if spec.learned_positions:
+    def linear(name, component, out_f, in_f, gguf, layers, split, bias=False, bias_split=None):
+        """One nn.Linear (or GPT-2 Conv1D, stored in x out) and its optional bias."""
+        if not layers:
+            return
+        shape = (in_f, out_f) if spec.conv1d else (out_f, in_f)
+        add(f"{name}.weight", component, shape, "linear", gguf, layers, split)
+        if bias:
+            b_split = bias_split or ("column" if split == "column" else "replicated")
+            add(f"{name}.bias", component, (out_f,), "bias", f"{gguf}.bias", layers, b_split)
+
+    def norm(name, width, gguf, layers=(), bias=False):
+        add(f"{name}.weight", "norms", (width,), "norm", gguf, layers)
+        if bias:
+            add(f"{name}.bias", "norms", (width,), "norm", f"{gguf}.bias", layers)
+
+    def gated_mlp(prefix, component, width, layers, gguf_suffix="", bias=False):
+        """gate/up/down Linears (Llama-style MLP, shared experts)."""
+        linear(f"{prefix}.gate_proj", component, width, h, "ffn_gate" + gguf_suffix, layers, "column", bias)
+        linear(f"{prefix}.up_proj", component, width, h, "ffn_up" + gguf_suffix, layers, "column", bias)
+        linear(f"{prefix}.down_proj", component, h, width, "ffn_down" + gguf_suffix, layers, "row", bias)
+
+    # --- embeddings
+    embed = _EMBED.get(fam, "embed_tokens")
+    add(f"{embed}.weight", "embeddings", (spec.vocab_size, h), "embedding", "token_embd", split="vocab")
+    if spec.learned_positions:  # GPT-2
         add("wpe.weight", "embeddings", (spec.learned_positions, h), "embedding", "position_embd")
 
-    L = all_layers
-    # attention
-    if spec.fused_qkv:
-        add("self_attn.qkv_proj.weight", "attention/qkv", (q_out + 2 * kv_out, h), "linear", "attn_qkv", L, "column")
-        if spec.qkv_bias:
-            add("self_attn.qkv_proj.bias", "attention/qkv", (q_out + 2 * kv_out,), "bias", "attn_qkv.bias", L, "column")
-    else:
-        for proj, width, g in (("q", q_out, "attn_q"), ("k", kv_out, "attn_k"), ("v", kv_out, "attn_v")):
-            add(f"self_attn.{proj}_proj.weight", "attention/qkv", (width, h), "linear", g, L, "column")
-            if spec.qkv_bias:
-                add(f"self_attn.{proj}_proj.bias", "attention/qkv", (width,), "bias", g + ".bias", L, "column")
-    add("self_attn.o_proj.weight", "attention/o", (h, q_out), "linear", "attn_output", L, "row")
-    if spec.o_bias:
-        add("self_attn.o_proj.bias", "attention/o", (h,), "bias", "attn_output.bias", L)
-    if spec.qk_norm:
-        add("self_attn.q_norm.weight", "norms", (d,), "norm", "attn_q_norm", L)
-        add("self_attn.k_norm.weight", "norms", (d,), "norm", "attn_k_norm", L)
-
-    # MLP (dense layers)
-    dense = _layers(spec, lambda i: spec.mlp_types[i] == "dense")
-    if dense:
-        inter = spec.intermediate_size
-        if spec.mlp_gated and spec.fused_gate_up:
-            add("mlp.gate_up_proj.weight", "mlp", (2 * inter, h), "linear", "ffn_up", dense, "column")
-        elif spec.mlp_gated:
-            add("mlp.gate_proj.weight", "mlp", (inter, h), "linear", "ffn_gate", dense, "column")
-            add("mlp.up_proj.weight", "mlp", (inter, h), "linear", "ffn_up", dense, "column")
+    # --- attention
+    attn = _ATTN.get(fam, "self_attn")
+    if spec.mla is not None:  # DeepSeek-V2/V3 multi-head latent attention
+        m = spec.mla
+        q_width = spec.num_heads * m.qk_head_dim
+        if m.q_lora_rank is None:  # DeepSeek-V2-Lite: a plain q_proj, never with bias
+            linear(f"{attn}.q_proj", "attention/qkv", q_width, h, "attn_q", L, "column")
         else:
-            add("mlp.up_proj.weight", "mlp", (inter, h), "linear", "ffn_up", dense, "column")
-        if spec.mlp_bias:
-            n_up = 2 if spec.mlp_gated else 1
-            for j in range(n_up):
-                add(f"mlp.up_proj.bias{j}", "mlp", (inter,), "bias", "ffn_up.bias", dense, "column")
-        add("mlp.down_proj.weight", "mlp", (h, inter), "linear", "ffn_down", dense, "row")
-        if spec.mlp_bias:
-            add("mlp.down_proj.bias", "mlp", (h,), "bias", "ffn_down.bias", dense)
+            linear(f"{attn}.q_a_proj", "attention/qkv", m.q_lora_rank, h, "attn_q_a", L, "replicated",
+                   spec.qkv_bias)
+            norm(f"{attn}.q_a_layernorm", m.q_lora_rank, "attn_q_a_norm", L)
+            linear(f"{attn}.q_b_proj", "attention/qkv", q_width, m.q_lora_rank, "attn_q_b", L, "column")
+        linear(f"{attn}.kv_a_proj_with_mqa", "attention/qkv", m.kv_lora_rank + m.qk_rope_head_dim, h,
+               "attn_kv_a_mqa", L, "replicated", spec.qkv_bias)
+        norm(f"{attn}.kv_a_layernorm", m.kv_lora_rank, "attn_kv_a_norm", L)
+        linear(f"{attn}.kv_b_proj", "attention/qkv", spec.num_heads * (m.qk_nope_head_dim + m.v_head_dim),
+               m.kv_lora_rank, "attn_kv_b", L, "column")
+        linear(f"{attn}.o_proj", "attention/o", h, spec.num_heads * m.v_head_dim, "attn_output", L, "row",
+               spec.o_bias)
+    else:
+        if spec.fused_qkv:  # Phi-3 qkv_proj, GPT-2 c_attn, NeoX/Falcon query_key_value
+            linear(f"{attn}.{_QKV.get(fam, 'qkv_proj')}", "attention/qkv", q_out + 2 * kv_out, h, "attn_qkv", L,
+                   "column", spec.qkv_bias)
+        else:
+            for proj, width in (("q", q_out), ("k", kv_out), ("v", kv_out)):
+                linear(f"{attn}.{proj}_proj", "attention/qkv", width, h, f"attn_{proj}", L, "column", spec.qkv_bias)
+        linear(f"{attn}.{_O.get(fam, 'o_proj')}", "attention/o", h, q_out, "attn_output", L, "row", spec.o_bias)
+        if spec.qk_norm:
+            if spec.qk_norm_per_head:  # Qwen3, Gemma3: one RMSNorm of head_dim shared by all heads
+                norm(f"{attn}.q_norm", d, "attn_q_norm", L)
+                norm(f"{attn}.k_norm", d, "attn_k_norm", L)
+            else:  # OLMo2: over the whole projection
+                norm(f"{attn}.q_norm", q_out, "attn_q_norm", L)
+                norm(f"{attn}.k_norm", kv_out, "attn_k_norm", L)
 
-    # norms per layer (input/post-attention, Gemma2/3 also pre/post feed-forward)
-    for j in range(spec.norms_per_layer):
-        add(f"norm{j}.weight", "norms", (h,), "norm", "attn_norm" if j == 0 else "ffn_norm", L)
-        if spec.norm_bias:
-            add(f"norm{j}.bias", "norms", (h,), "norm", "attn_norm.bias" if j == 0 else "ffn_norm.bias", L)
+    # --- dense MLP layers
+    dense = _layers(spec, lambda i: spec.mlp_types[i] == "dense")
+    inter = spec.intermediate_size
+    if dense:
+        if not spec.mlp_gated:  # GPT-2, NeoX, Falcon, StarCoder2: fc_in -> act -> fc_out
+            fc_in, fc_out = _MLP_IN_OUT.get(fam, ("up_proj", "down_proj"))
+            linear(f"mlp.{fc_in}", "mlp", inter, h, "ffn_up", dense, "column", spec.mlp_bias)
+            linear(f"mlp.{fc_out}", "mlp", h, inter, "ffn_down", dense, "row", spec.mlp_bias)
+        elif spec.fused_gate_up:  # Phi-3; llama.cpp stores it fused as ffn_up
+            linear("mlp.gate_up_proj", "mlp", 2 * inter, h, "ffn_up", dense, "column", spec.mlp_bias)
+            linear("mlp.down_proj", "mlp", h, inter, "ffn_down", dense, "row", spec.mlp_bias)
+        else:
+            gated_mlp("mlp", "mlp", inter, dense, bias=spec.mlp_bias)
 
-    add("norm.weight", "norms", (h,), "norm", "output_norm")
-    if spec.norm_bias:
-        add("norm.bias", "norms", (h,), "norm", "output_norm.bias")
+    # --- MoE layers: router, fused 3-D experts (transformers 5.x), shared experts
+    moe_layers = _layers(spec, lambda i: spec.mlp_types[i] == "moe")
+    if moe_layers and spec.moe is not None:
+        e, ei = spec.moe.num_experts, spec.moe.expert_intermediate_size
+        # the router is a bare (E, h) nn.Parameter (TopKRouter), not an nn.Linear
+        add("mlp.gate.weight", "router", (e, h), "router", "ffn_gate_inp", moe_layers)
+        # gate and up fused in one (E, 2I, h) parameter; llama.cpp keeps ffn_gate_exps / ffn_up_exps
+        add("mlp.experts.gate_up_proj", "experts", (e, 2 * ei, h), "expert", "ffn_up_exps", moe_layers, "expert")
+        add("mlp.experts.down_proj", "experts", (e, h, ei), "expert", "ffn_down_exps", moe_layers, "expert")
+        si = spec.moe.shared_intermediate_size
+        if si:
+            prefix = "mlp.shared_experts" if spec.mla is not None else "mlp.shared_expert"  # DeepSeek / Qwen2-MoE
+            gated_mlp(prefix, "experts", si, moe_layers, "_shexp", bias=spec.mlp_bias)
+        if spec.moe.shared_expert_gate:  # Qwen2-MoE: nn.Linear(h, 1), a real Linear
+            linear("mlp.shared_expert_gate", "router", 1, h, "ffn_gate_inp_shexp", moe_layers, "replicated")
+
+    # --- norms in every layer, final norm, output head
+    for name in _norm_names(spec):
+        norm(name, h, _norm_gguf(spec, name), L, spec.norm_bias)
+    norm(_FINAL_NORM.get(fam, "norm"), h, "output_norm", bias=spec.norm_bias)
     if not spec.tie_word_embeddings:
         add("lm_head.weight", "lm_head", (spec.vocab_size, h), "lm_head", "output", split="vocab")
     if spec.lm_head_bias:

@@ -60,7 +60,7 @@ class MoESpec:
     """Mixture-of-experts layout. Which layers are MoE is in ``ModelSpec.mlp_types``."""
 
     num_experts: int
-    experts_per_token: int
+    experts_per_token: int  # 0 only when the config leaves it unset (DeepSeek-V2 class default)
     expert_intermediate_size: int
     shared_intermediate_size: int = 0  # total width of always-on shared experts (0: none)
     shared_expert_gate: bool = False  # Qwen2-MoE: a sigmoid gate Linear(h, 1) on the shared expert
@@ -132,6 +132,10 @@ class ModelSpec:
     learned_positions: int = 0  # GPT-2: wpe rows (n_positions); 0 for rotary models
     lm_head_bias: bool = False
     conv1d: bool = False  # GPT-2 stores Linear weights as Conv1D (in x out)
+    qk_norm_per_head: bool = True  # False: OLMo2 normalizes the whole q (H*d) and k (KV*d) projections
+    #: per-layer norm modules in transformers' order (``input_layernorm``, ``post_attention_layernorm``,
+    #: ``ln_1`` ...). Empty: the generic ``input_layernorm`` / ``post_attention_layernorm`` / Gemma's four.
+    norm_names: tuple[str, ...] = ()
     mla: MLASpec | None = None
     moe: MoESpec | None = None
     quantization: QuantSpec | None = None
@@ -308,58 +312,497 @@ def _quantization(r: _Reader) -> QuantSpec | None:
 
 # ---------------------------------------------------------------------------------------------------
 # Families
+#
+# Each parser mirrors one transformers 5.23 ``configuration_*.py`` (defaults, ``attribute_map`` aliases,
+# ``__post_init__`` rules) and the matching ``modeling_*.py`` (which modules exist). Core dimensions
+# (hidden size, layers, heads, vocabulary, MLP width) are required: a config without them is broken, and
+# silently planning the library's 7B defaults would mislead. Secondary fields take the class defaults,
+# exactly as transformers does.
+
+_UNSET = object()
 
 
-def _llama_like(r: _Reader, model_type: str, **switches: Any) -> ModelSpec:
-    """Decoder with separate q/k/v/o projections and a gated MLP (Llama, Mistral, Qwen2/3, Gemma...)."""
-    h = r.int("hidden_size", "n_embd", "d_model")
-    n_layers = r.int("num_hidden_layers", "n_layer", "num_layers", hi=_MAX_LAYERS)
-    heads = r.int("num_attention_heads", "n_head", hi=_MAX_HEADS)
-    kv = r.int("num_key_value_heads", default=heads, hi=_MAX_HEADS)
+def _explicit(r: _Reader, name: str, default: Any) -> Any:
+    """The raw value when the key is present (even ``null``), else the class default.
+
+    Needed where transformers distinguishes a missing key (class default) from an explicit ``null``
+    (Mistral's ``sliding_window``, DeepSeek's ``q_lora_rank``).
+    """
+    return r.cfg[name] if name in r.cfg else default
+
+
+def _check_int(value: Any, name: str, lo: int = 1, hi: int = _MAX_DIM) -> int:
+    return _Reader({name: value}).int(name, lo=lo, hi=hi)
+
+
+def _window(r: _Reader, default: int | None) -> int | None:
+    """``sliding_window`` with the class default when absent; ``null`` (or 0) means no window."""
+    value = _explicit(r, "sliding_window", default)
+    if value is None or value == 0:
+        return None
+    return _check_int(value, "sliding_window", hi=_MAX_POSITIONS)
+
+
+def _heads(r: _Reader, kv_default: int | None, *, hidden: tuple[str, ...] = ("hidden_size",),
+           layers: tuple[str, ...] = ("num_hidden_layers",), heads_names: tuple[str, ...] = ("num_attention_heads",),
+           kv_names: tuple[str, ...] = ("num_key_value_heads",), head_dim_default: int | None = None):
+    """(hidden, layers, heads, kv_heads, head_dim, vocab) with the shared validation.
+
+    ``kv_default``: the config class default for the KV-head field (``None``: equal to heads).
+    ``head_dim_default``: the class default for ``head_dim`` (Qwen3 128, Gemma 256); ``None``: hidden // heads.
+    """
+    h = r.int(*hidden)
+    n_layers = r.int(*layers, hi=_MAX_LAYERS)
+    heads = r.int(*heads_names, hi=_MAX_HEADS)
+    kv = r.int(*kv_names, default=heads if kv_default is None else kv_default, hi=_MAX_HEADS)
     if heads % kv:
-        raise ConfigError(
-            f"({kv}) must divide num_attention_heads ({heads})", "num_key_value_heads"
-        )
-    # Qwen3 and Gemma set head_dim independently of hidden_size.
-    head_dim = r.int("head_dim", default=h // heads if h >= heads else 0 or 1)
-    if not r.has("head_dim") and h % heads:
-        raise ConfigError(f"hidden_size ({h}) is not divisible by num_attention_heads ({heads}) "
-                          "and no head_dim is given", "num_attention_heads")
-    inter = r.int("intermediate_size", "n_inner", "ffn_dim", default=switches.pop("default_intermediate", None))
+        raise ConfigError(f"({kv}) must divide {heads_names[0]} ({heads})", kv_names[0])
+    if r.has("head_dim"):
+        head_dim = r.int("head_dim")
+    elif head_dim_default is not None:
+        head_dim = head_dim_default
+    else:
+        if h % heads:
+            raise ConfigError(
+                f"({heads}) must divide {hidden[0]} ({h}) when no head_dim is given", heads_names[0]
+            )
+        head_dim = h // heads
     vocab = r.int("vocab_size", hi=_MAX_VOCAB)
-    sliding_window = switches.pop("sliding_window", None)
-    layer_types = switches.pop("layer_types", None) or (FULL,) * n_layers
-    mlp_types = switches.pop("mlp_types", None) or ("dense",) * n_layers
+    return h, n_layers, heads, kv, head_dim, vocab
+
+
+_LEGACY_LAYER_TYPES = {"attention": FULL}  # transformers' remap_legacy_layer_types
+
+
+def _layer_types(r: _Reader, n_layers: int, computed: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``layer_types`` from the config when given (transformers' cache honours it), else ``computed``."""
+    raw = r.cfg.get("layer_types")
+    if isinstance(raw, list):
+        raw = [_LEGACY_LAYER_TYPES.get(v, v) if isinstance(v, str) else v for v in raw]
+        explicit = _Reader({"layer_types": raw}).str_list("layer_types", n_layers, (FULL, SLIDING))
+    else:
+        explicit = r.str_list("layer_types", n_layers, (FULL, SLIDING))
+    return explicit if explicit is not None else tuple(computed)
+
+
+def _window_for(layer_types: tuple[str, ...], window: int | None) -> int | None:
+    """The window the sliding layers use (``None`` when no layer slides); a sliding layer needs one."""
+    if SLIDING not in layer_types:
+        return None
+    if window is None:
+        raise ConfigError("marks sliding-attention layers but no sliding_window is set", "layer_types")
+    return window
+
+
+def _tie(r: _Reader, default: bool) -> bool:
+    return r.bool("tie_word_embeddings", default)
+
+
+def _common(r: _Reader, name_field: str = "_name_or_path") -> dict[str, Any]:
+    return {
+        "torch_dtype": _dtype(r),
+        "quantization": _quantization(r),
+        "name": r.str(name_field, "") or "",
+    }
+
+
+def _max_pos(r: _Reader, *names: str, default: int | None = None) -> int | None:
+    v = r.opt_int(*names, hi=_MAX_POSITIONS)
+    return default if v is None else v
+
+
+def _int_list(r: _Reader, name: str, n_layers: int) -> tuple[int, ...]:
+    value = r.cfg.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ConfigError("must be a list of layer indices", name)
+    bad = [v for v in value if not 0 <= v < n_layers]
+    if bad:
+        raise ConfigError(f"has layer indices {bad} outside 0..{n_layers - 1}", name)
+    return tuple(value)
+
+
+def _llama_family(r: _Reader, model_type: str, *, kv_default: int | None = None,
+                  head_dim_default: int | None = None, tie_default: bool = False,
+                  layer_types: Any = None, window: int | None = None, **switches: Any) -> ModelSpec:
+    """Separate q/k/v/o projections and a gated MLP (Llama, Mistral, Qwen2/3, Gemma, Granite, OLMo2)."""
+    h, n_layers, heads, kv, head_dim, vocab = _heads(r, kv_default, head_dim_default=head_dim_default)
+    inter = r.int("intermediate_size")
+    if callable(layer_types):
+        layer_types = layer_types(n_layers)
+    lt = _layer_types(r, n_layers, layer_types or (FULL,) * n_layers)
     return ModelSpec(
         model_type=model_type,
         family=switches.pop("family", model_type),
-        hidden_size=h,
-        num_layers=n_layers,
-        vocab_size=vocab,
-        num_heads=heads,
-        num_kv_heads=kv,
-        head_dim=head_dim,
-        intermediate_size=inter,
-        layer_types=layer_types,
-        mlp_types=mlp_types,
-        sliding_window=sliding_window,
-        max_position_embeddings=r.opt_int("max_position_embeddings", "n_positions", hi=_MAX_POSITIONS),
-        tie_word_embeddings=r.bool("tie_word_embeddings", switches.pop("default_tie", False)),
-        torch_dtype=_dtype(r),
-        quantization=_quantization(r),
-        name=r.str("_name_or_path", "") or "",
+        hidden_size=h, num_layers=n_layers, vocab_size=vocab, num_heads=heads, num_kv_heads=kv,
+        head_dim=head_dim, intermediate_size=inter,
+        layer_types=lt,
+        mlp_types=switches.pop("mlp_types", None) or ("dense",) * n_layers,
+        sliding_window=_window_for(lt, window),
+        max_position_embeddings=_max_pos(r, "max_position_embeddings"),
+        tie_word_embeddings=_tie(r, tie_default),
+        **_common(r),
         **switches,
     )
 
 
 def _parse_llama(r: _Reader, model_type: str) -> ModelSpec:
+    # Llama (and Granite: the same modules plus scalar multipliers that hold no parameters):
+    # attention_bias adds biases to q, k, v and o; mlp_bias to gate, up and down.
     bias = r.bool("attention_bias", False)
-    return _llama_like(r, model_type, qkv_bias=bias, o_bias=bias, mlp_bias=r.bool("mlp_bias", False))
+    return _llama_family(r, model_type, qkv_bias=bias, o_bias=bias, mlp_bias=r.bool("mlp_bias", False))
 
 
-#: model_type -> parser. Extended by the families below; the keys are what ``supported_model_types`` lists.
+def _parse_mistral(r: _Reader, model_type: str) -> ModelSpec:
+    # Mistral: MistralConfig.sliding_window defaults to 4096 when the key is absent (v0.1); v0.2+ set it to
+    # null. The attention applies it to every layer and the cache (no layer_types) slides every layer.
+    window = _window(r, 4096)
+    return _llama_family(r, model_type, kv_default=8, window=window,
+                         layer_types=lambda n: (SLIDING if window else FULL,) * n)
+
+
+def _qwen_window_rule(r: _Reader):
+    # Qwen2/Qwen3: sliding only with use_sliding_window, and then only for layers >= max_window_layers.
+    use = r.bool("use_sliding_window", False)
+    window = _window(r, 4096) if use else None
+    max_window_layers = r.int("max_window_layers", default=28, lo=0, hi=_MAX_LAYERS)
+    return window, lambda n: [SLIDING if window is not None and i >= max_window_layers else FULL for i in range(n)]
+
+
+def _parse_qwen2(r: _Reader, model_type: str) -> ModelSpec:
+    # Qwen2: q/k/v always carry a bias, o_proj never; Qwen2Config.num_key_value_heads defaults to 32.
+    window, rule = _qwen_window_rule(r)
+    return _llama_family(r, model_type, kv_default=32, window=window, layer_types=rule, qkv_bias=True)
+
+
+def _parse_qwen3(r: _Reader, model_type: str) -> ModelSpec:
+    # Qwen3: head_dim is independent of hidden_size (class default 128); q_norm/k_norm of head_dim each.
+    window, rule = _qwen_window_rule(r)
+    bias = r.bool("attention_bias", False)
+    return _llama_family(r, model_type, kv_default=32, head_dim_default=128, window=window, layer_types=rule,
+                         qkv_bias=bias, o_bias=bias, qk_norm=True)
+
+
+def _parse_gemma(r: _Reader, model_type: str) -> ModelSpec:
+    # Gemma: head_dim 256 by default, 16 KV heads by default, tied embeddings.
+    bias = r.bool("attention_bias", False)
+    return _llama_family(r, model_type, kv_default=16, head_dim_default=256, tie_default=True,
+                         qkv_bias=bias, o_bias=bias)
+
+
+_GEMMA2_NORMS = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                 "post_feedforward_layernorm")
+
+
+def _parse_gemma2(r: _Reader, model_type: str) -> ModelSpec:
+    # Gemma2: four norms per layer; sliding and full layers alternate (even layers slide).
+    bias = r.bool("attention_bias", False)
+    return _llama_family(r, model_type, kv_default=4, head_dim_default=256, tie_default=True,
+                         window=_window(r, 4096),
+                         layer_types=lambda n: [SLIDING if (i + 1) % 2 else FULL for i in range(n)],
+                         qkv_bias=bias, o_bias=bias, norms_per_layer=4, norm_names=_GEMMA2_NORMS)
+
+
+#: Gemma3TextConfig defaults (transformers 5.23). Published Gemma 3 configs rely on them: their
+#: text_config often omits num_attention_heads, head_dim or vocab_size.
+_GEMMA3_TEXT_DEFAULTS = {
+    "vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131072,
+    "sliding_window": 4096, "tie_word_embeddings": True,
+}
+
+
+def _parse_gemma3_text(r: _Reader, model_type: str) -> ModelSpec:
+    # Gemma3: Gemma2's four norms plus q_norm/k_norm; five of six layers slide (sliding_window_pattern 6),
+    # bidirectional attention widens the window to window // 2 + 1 (transformers' exclusive bound).
+    window = _window(r, 4096)
+    if window is not None and r.bool("use_bidirectional_attention", False):
+        window = window // 2 + 1
+    pattern = r.int("sliding_window_pattern", default=6, hi=_MAX_LAYERS)
+    bias = r.bool("attention_bias", False)
+    return _llama_family(r, model_type, kv_default=4, head_dim_default=256, tie_default=True, window=window,
+                         layer_types=lambda n: [SLIDING if (i + 1) % pattern else FULL for i in range(n)],
+                         qkv_bias=bias, o_bias=bias, qk_norm=True, norms_per_layer=4, norm_names=_GEMMA2_NORMS)
+
+
+def _parse_gemma3(r: _Reader, model_type: str) -> ModelSpec:
+    # Gemma3 multimodal (Gemma3ForConditionalGeneration): plan the language model from text_config,
+    # filling Gemma3TextConfig defaults as transformers does. The SigLIP vision tower is not counted.
+    text = r.cfg.get("text_config")
+    if text is None:
+        text = {}
+    if not isinstance(text, dict):
+        raise ConfigError("must be an object", "text_config")
+    filled = [k for k in _GEMMA3_TEXT_DEFAULTS if text.get(k) is None and k != "sliding_window"]
+    merged = {**{k: v for k, v in _GEMMA3_TEXT_DEFAULTS.items() if k != "sliding_window"}, **text}
+    if "sliding_window" not in text:
+        merged["sliding_window"] = _GEMMA3_TEXT_DEFAULTS["sliding_window"]
+    merged.setdefault("model_type", "gemma3_text")
+    try:
+        spec = _parse_gemma3_text(_Reader(merged), "gemma3")
+    except ConfigError as e:
+        raise ConfigError(str(e).split(": ", 1)[-1], f"text_config.{e.field}" if e.field else "text_config") from None
+    notes = ["Gemma 3 multimodal config: the language model is planned; the vision tower and the "
+             "multimodal projector are not counted"]
+    if filled:
+        notes.append("text_config omits " + ", ".join(filled) + "; the Gemma3TextConfig defaults were used")
+    # Gemma3ForConditionalGeneration ties lm_head by the top-level tie_word_embeddings (default true);
+    # text_config's own flag is not consulted.
+    return _replace(spec, family="gemma3_text", notes=spec.notes + tuple(notes),
+                    tie_word_embeddings=_tie(r, True), **_common(r))
+
+
+def _parse_phi3(r: _Reader, model_type: str) -> ModelSpec:
+    # Phi-3: q, k, v fused in qkv_proj and gate, up fused in gate_up_proj (separate modules elsewhere).
+    # Phi3Config.sliding_window (e.g. 2047 for Phi-3-mini-4k) applies to every layer.
+    window = _window(r, None)
+    return _llama_family(r, model_type, window=window, layer_types=lambda n: (SLIDING if window else FULL,) * n,
+                         fused_qkv=True, fused_gate_up=True)
+
+
+def _parse_olmo2(r: _Reader, model_type: str) -> ModelSpec:
+    # OLMo2: no input norm; post-attention and post-feed-forward norms; q_norm/k_norm over the whole
+    # q (heads x head_dim) and k (kv_heads x head_dim) projections, not per head.
+    bias = r.bool("attention_bias", False)
+    return _llama_family(r, model_type, qkv_bias=bias, o_bias=bias, qk_norm=True, qk_norm_per_head=False,
+                         norm_names=("post_attention_layernorm", "post_feedforward_layernorm"))
+
+
+def _parse_starcoder2(r: _Reader, model_type: str) -> ModelSpec:
+    # StarCoder2: LayerNorm with bias, a plain c_fc/c_proj MLP, use_bias on every Linear but lm_head,
+    # tied embeddings; sliding_window (if set) applies to every layer.
+    bias = r.bool("use_bias", True)
+    window = _window(r, None)
+    return _llama_family(r, model_type, kv_default=2, tie_default=True, window=window,
+                         layer_types=lambda n: (SLIDING if window else FULL,) * n,
+                         qkv_bias=bias, o_bias=bias, mlp_bias=bias, mlp_gated=False, norm_bias=True)
+
+
+# --- mixture of experts --------------------------------------------------------------------------
+
+
+def _experts(r: _Reader, names: tuple[str, ...], lo: int = 1) -> int:
+    return r.int(*names, lo=lo, hi=_MAX_EXPERTS)
+
+
+def _top_k(r: _Reader, n_experts: int, default: int | None) -> int:
+    k = r.int("num_experts_per_tok", default=default, hi=_MAX_EXPERTS)
+    if n_experts and k > n_experts:
+        raise ConfigError(f"({k}) cannot exceed the number of experts ({n_experts})", "num_experts_per_tok")
+    return k
+
+
+def _parse_mixtral(r: _Reader, model_type: str) -> ModelSpec:
+    # Mixtral: every layer is MoE; experts are fused 3-D parameters (E, 2I, h) and (E, h, I) in
+    # transformers 5.x, the router a plain (E, h) parameter. attribute_map: num_experts -> num_local_experts.
+    n_exp = _experts(r, ("num_local_experts", "num_experts"))
+    inter = r.int("intermediate_size")
+    moe = MoESpec(num_experts=n_exp, experts_per_token=_top_k(r, n_exp, 2), expert_intermediate_size=inter)
+    window = _window(r, None)
+    return _llama_family(r, model_type, kv_default=8, window=window,
+                         layer_types=lambda n: (SLIDING if window else FULL,) * n,
+                         mlp_types=("moe",) * r.int("num_hidden_layers", hi=_MAX_LAYERS), moe=moe)
+
+
+def _qwen_moe_layers(r: _Reader, n_layers: int, n_experts: int) -> tuple[str, ...]:
+    # Qwen2-MoE / Qwen3-MoE: MoE where (i + 1) % decoder_sparse_step == 0 and i not in mlp_only_layers.
+    step = r.int("decoder_sparse_step", default=1, hi=_MAX_LAYERS)
+    dense_only = set(_int_list(r, "mlp_only_layers", n_layers))
+    return tuple("moe" if i not in dense_only and n_experts > 0 and (i + 1) % step == 0 else "dense"
+                 for i in range(n_layers))
+
+
+def _parse_qwen2_moe(r: _Reader, model_type: str) -> ModelSpec:
+    # Qwen2-MoE (Qwen1.5-MoE, Qwen2-57B-A14B): routed experts plus one always-on shared expert with a
+    # sigmoid gate Linear(h, 1); q/k/v bias from qkv_bias. Its sliding rule differs from Qwen2's:
+    # with use_sliding_window, even layers below max_window_layers slide.
+    n_layers = r.int("num_hidden_layers", hi=_MAX_LAYERS)
+    n_exp = _experts(r, ("num_experts",), lo=0)
+    mlp_types = _qwen_moe_layers(r, n_layers, n_exp)
+    moe = None
+    if "moe" in mlp_types:
+        moe = MoESpec(num_experts=n_exp, experts_per_token=_top_k(r, n_exp, 4),
+                      expert_intermediate_size=r.int("moe_intermediate_size"),
+                      shared_intermediate_size=r.int("shared_expert_intermediate_size", lo=0),
+                      shared_expert_gate=True)
+    use = r.bool("use_sliding_window", False)
+    window = _window(r, 4096) if use else None
+    mwl = r.int("max_window_layers", default=28, lo=0, hi=_MAX_LAYERS)
+    rule = lambda n: [SLIDING if (i + 1) % 2 and i < mwl and use else FULL for i in range(n)]  # noqa: E731
+    return _llama_family(r, model_type, kv_default=16, window=window, layer_types=rule,
+                         qkv_bias=r.bool("qkv_bias", True), mlp_types=mlp_types, moe=moe)
+
+
+def _parse_qwen3_moe(r: _Reader, model_type: str) -> ModelSpec:
+    # Qwen3-MoE (Qwen3-30B-A3B, 235B-A22B): Qwen3 attention (q/k norms), routed experts, no shared
+    # expert. No layer_types field: with use_sliding_window every layer slides (cache rule).
+    n_layers = r.int("num_hidden_layers", hi=_MAX_LAYERS)
+    n_exp = _experts(r, ("num_experts", "num_local_experts"), lo=0)
+    mlp_types = _qwen_moe_layers(r, n_layers, n_exp)
+    moe = None
+    if "moe" in mlp_types:
+        moe = MoESpec(num_experts=n_exp, experts_per_token=_top_k(r, n_exp, 8),
+                      expert_intermediate_size=r.int("moe_intermediate_size"))
+    window = _window(r, 4096) if r.bool("use_sliding_window", False) else None
+    bias = r.bool("attention_bias", False)
+    return _llama_family(r, model_type, kv_default=4, window=window,
+                         layer_types=lambda n: (SLIDING if window else FULL,) * n,
+                         qkv_bias=bias, o_bias=bias, qk_norm=True, mlp_types=mlp_types, moe=moe)
+
+
+def _parse_deepseek(r: _Reader, model_type: str) -> ModelSpec:
+    # DeepSeek-V2/V3: multi-head latent attention on every layer; MoE from first_k_dense_replace on
+    # (transformers 5.23 ignores moe_layer_freq). Shared experts are one MLP of moe_intermediate_size x
+    # n_shared_experts. V3's router also holds e_score_correction_bias, a buffer (not a parameter).
+    # transformers does not build the multi-token-prediction layer (num_nextn_predict_layers).
+    v3 = model_type == "deepseek_v3"
+    h, n_layers, heads, kv, _, vocab = _heads(r, None, head_dim_default=1)
+    q_lora = _explicit(r, "q_lora_rank", 1536)
+    mla = MLASpec(
+        q_lora_rank=None if q_lora is None else _check_int(q_lora, "q_lora_rank"),
+        kv_lora_rank=r.int("kv_lora_rank"),
+        qk_rope_head_dim=r.int("qk_rope_head_dim"),
+        qk_nope_head_dim=r.int("qk_nope_head_dim", lo=0),
+        v_head_dim=r.int("v_head_dim"),
+    )
+    n_exp = _experts(r, ("n_routed_experts", "num_experts", "num_local_experts"))
+    first_dense = r.int("first_k_dense_replace", default=3 if v3 else 0, lo=0, hi=_MAX_LAYERS)
+    mlp_types = tuple("moe" if i >= first_dense else "dense" for i in range(n_layers))
+    moe_inter = r.int("moe_intermediate_size")
+    n_shared = r.int("n_shared_experts", default=1 if v3 else 2, lo=0, hi=_MAX_EXPERTS)
+    moe = None
+    notes = []
+    if "moe" in mlp_types:
+        if v3 or r.has("num_experts_per_tok"):
+            top_k = _top_k(r, n_exp, 8)
+        else:  # DeepseekV2Config defaults num_experts_per_tok to None: the model builds but cannot route
+            top_k = 0
+            notes.append("num_experts_per_tok is not set (DeepseekV2Config's default is None); "
+                         "per-token expert activations are unknown and counted as 0")
+        moe = MoESpec(num_experts=n_exp, experts_per_token=top_k,
+                      expert_intermediate_size=moe_inter, shared_intermediate_size=moe_inter * n_shared,
+                      router_bias=v3)
+    mtp = r.opt_int("num_nextn_predict_layers", lo=0, hi=_MAX_LAYERS)
+    if mtp:
+        notes.append(f"the multi-token-prediction layer(s) (num_nextn_predict_layers={mtp}) are not counted: "
+                     "transformers does not build them")
+    freq = r.opt_int("moe_layer_freq", lo=1, hi=_MAX_LAYERS)
+    if freq and freq != 1:
+        notes.append(f"moe_layer_freq={freq} is ignored, as transformers 5.23 does: every layer from "
+                     f"first_k_dense_replace={first_dense} on is MoE")
+    bias = r.bool("attention_bias", False)
+    return ModelSpec(
+        model_type=model_type, family=model_type,
+        hidden_size=h, num_layers=n_layers, vocab_size=vocab, num_heads=heads, num_kv_heads=kv,
+        # the query/key head width used by attention (nope + rope); the cache holds the latent instead
+        head_dim=mla.qk_head_dim,
+        intermediate_size=r.int("intermediate_size"),
+        layer_types=("mla",) * n_layers, mlp_types=mlp_types,
+        max_position_embeddings=_max_pos(r, "max_position_embeddings"),
+        tie_word_embeddings=_tie(r, False),
+        qkv_bias=bias, o_bias=bias, mlp_bias=(not v3) and r.bool("mlp_bias", False),
+        mla=mla, moe=moe, notes=tuple(notes), **_common(r),
+    )
+
+
+# --- classic (non-gated) decoders ----------------------------------------------------------------
+
+
+def _parse_gpt2(r: _Reader, model_type: str) -> ModelSpec:
+    # GPT-2: Conv1D weights stored (in, out); fused c_attn; learned position embeddings (n_positions);
+    # LayerNorms with bias; every projection has a bias; tied embeddings. attribute_map aliases
+    # hidden_size/num_hidden_layers/num_attention_heads/max_position_embeddings to n_*.
+    if r.bool("add_cross_attention", False):
+        raise ConfigError("GPT-2 with cross-attention (an encoder-decoder) is not supported", "add_cross_attention")
+    h, n_layers, heads, kv, head_dim, vocab = _heads(
+        r, None, hidden=("n_embd", "hidden_size"), layers=("n_layer", "num_hidden_layers"),
+        heads_names=("n_head", "num_attention_heads"), kv_names=("n_head", "num_attention_heads"))
+    n_pos = r.int("n_positions", "max_position_embeddings", default=1024, hi=_MAX_POSITIONS)
+    return ModelSpec(
+        model_type=model_type, family=model_type,
+        hidden_size=h, num_layers=n_layers, vocab_size=vocab, num_heads=heads, num_kv_heads=kv, head_dim=head_dim,
+        intermediate_size=r.int("n_inner", default=4 * h),
+        layer_types=(FULL,) * n_layers, mlp_types=("dense",) * n_layers,
+        max_position_embeddings=n_pos, tie_word_embeddings=_tie(r, True),
+        qkv_bias=True, o_bias=True, mlp_bias=True, mlp_gated=False, fused_qkv=True, norm_bias=True,
+        learned_positions=n_pos, conv1d=True, norm_names=("ln_1", "ln_2"), **_common(r),
+    )
+
+
+def _parse_gpt_neox(r: _Reader, model_type: str) -> ModelSpec:
+    # GPT-NeoX (NeoX-20B, Pythia): fused query_key_value (3h), attention_bias (default true) on it and
+    # on dense; the MLP always has biases; LayerNorms with bias; untied embed_in / embed_out.
+    h, n_layers, heads, kv, head_dim, vocab = _heads(r, None, kv_names=("num_attention_heads",))
+    bias = r.bool("attention_bias", True)
+    return ModelSpec(
+        model_type=model_type, family=model_type,
+        hidden_size=h, num_layers=n_layers, vocab_size=vocab, num_heads=heads, num_kv_heads=kv, head_dim=head_dim,
+        intermediate_size=r.int("intermediate_size"),
+        layer_types=(FULL,) * n_layers, mlp_types=("dense",) * n_layers,
+        max_position_embeddings=_max_pos(r, "max_position_embeddings"), tie_word_embeddings=_tie(r, False),
+        qkv_bias=bias, o_bias=bias, mlp_bias=True, mlp_gated=False, fused_qkv=True, norm_bias=True,
+        **_common(r),
+    )
+
+
+def _parse_falcon(r: _Reader, model_type: str) -> ModelSpec:
+    # Falcon: fused query_key_value sized by the architecture: new_decoder_architecture (40B/180B) has
+    # num_kv_heads groups, multi_query (7B) one shared K/V head, otherwise full multi-head. Parallel
+    # attention uses one LayerNorm per layer (7B) or two (ln_attn, ln_mlp; the new architecture).
+    h, n_layers, heads, _, head_dim, vocab = _heads(r, None, kv_names=("num_attention_heads",))
+    new_arch = r.bool("new_decoder_architecture", False)
+    multi_query = r.bool("multi_query", True)
+    if new_arch:
+        kv = r.int("num_kv_heads", default=heads, hi=_MAX_HEADS)
+        if heads % kv:
+            raise ConfigError(f"({kv}) must divide num_attention_heads ({heads})", "num_kv_heads")
+    else:
+        kv = 1 if multi_query else heads
+    parallel = r.bool("parallel_attn", True)
+    n_ln = r.opt_int("num_ln_in_parallel_attn", hi=2)
+    if n_ln is None and new_arch:
+        n_ln = 2
+    if not parallel:
+        norm_names = ("input_layernorm", "post_attention_layernorm")
+    elif n_ln == 2:
+        norm_names = ("ln_attn", "ln_mlp")
+    else:
+        norm_names = ("input_layernorm",)
+    bias = r.bool("bias", False)
+    return ModelSpec(
+        model_type=model_type, family=model_type,
+        hidden_size=h, num_layers=n_layers, vocab_size=vocab, num_heads=heads, num_kv_heads=kv, head_dim=head_dim,
+        intermediate_size=r.int("ffn_hidden_size", default=4 * h),
+        layer_types=(FULL,) * n_layers, mlp_types=("dense",) * n_layers,
+        max_position_embeddings=_max_pos(r, "max_position_embeddings"), tie_word_embeddings=_tie(r, True),
+        qkv_bias=bias, o_bias=bias, mlp_bias=bias, mlp_gated=False, fused_qkv=True, norm_bias=True,
+        norms_per_layer=len(norm_names), norm_names=norm_names, **_common(r),
+    )
+
+
+#: model_type -> parser; the keys are what ``supported_model_types`` lists.
 _PARSERS: dict[str, Any] = {
     "llama": _parse_llama,
+    "granite": _parse_llama,
+    "mistral": _parse_mistral,
+    "mixtral": _parse_mixtral,
+    "qwen2": _parse_qwen2,
+    "qwen3": _parse_qwen3,
+    "qwen2_moe": _parse_qwen2_moe,
+    "qwen3_moe": _parse_qwen3_moe,
+    "gemma": _parse_gemma,
+    "gemma2": _parse_gemma2,
+    "gemma3_text": _parse_gemma3_text,
+    "gemma3": _parse_gemma3,
+    "phi3": _parse_phi3,
+    "olmo2": _parse_olmo2,
+    "starcoder2": _parse_starcoder2,
+    "deepseek_v2": _parse_deepseek,
+    "deepseek_v3": _parse_deepseek,
+    "gpt2": _parse_gpt2,
+    "gpt_neox": _parse_gpt_neox,
+    "falcon": _parse_falcon,
 }
 
 
@@ -389,14 +832,27 @@ def parse_config(config: Mapping[str, Any] | str | bytes, *, approximate: bool =
                 "Ask for a llama-like approximation (--approximate) to plan it anyway.",
                 "model_type",
             )
-        spec = _parse_llama(r, model_type)
-        spec = _replace(spec, approximate=True, family="llama",
-                        notes=spec.notes + (f"{model_type} planned as a llama-like approximation",))
+        spec = _parse_approximate(r, model_type)
     else:
         spec = parser(r, model_type)
     if name:
         spec = _replace(spec, name=name)
     return spec
+
+
+def _parse_approximate(r: _Reader, model_type: str) -> ModelSpec:
+    """An unsupported model_type planned as a Llama decoder; common field aliases are accepted."""
+    h = r.int("hidden_size", "n_embd", "d_model")
+    n_layers = r.int("num_hidden_layers", "n_layer", "num_layers", hi=_MAX_LAYERS)
+    heads = r.int("num_attention_heads", "n_head", "num_heads", hi=_MAX_HEADS)
+    alias = {"hidden_size": h, "num_hidden_layers": n_layers, "num_attention_heads": heads}
+    cfg = {**r.cfg, **alias}
+    if cfg.get("intermediate_size") is None:
+        cfg["intermediate_size"] = r.int("n_inner", "ffn_dim", "ffn_hidden_size", default=4 * h)
+    spec = _parse_llama(_Reader(cfg), model_type)
+    return _replace(spec, approximate=True, family="llama",
+                    notes=spec.notes + (f"{model_type!r} is not a supported model_type; planned as a llama-like "
+                                        "approximation (parameter counts may differ from the real model)",))
 
 
 def _replace(spec: ModelSpec, **changes: Any) -> ModelSpec:
