@@ -63,6 +63,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from planner.breakdown import Component, MemoryBreakdown
 from planner.errors import InputError
 from planner.formats import WeightFormat, gguf_types, resolve_format, tensor_bytes
@@ -108,6 +110,9 @@ LLAMACPP_KV_TYPES = {"f32": (1, 4), "f16": (1, 2), "bf16": (1, 2), "q8_0": (32, 
 _LLAMACPP_KV_ALIASES = {"auto": "f16", "fp16": "f16", "float16": "f16", "fp32": "f32", "float32": "f32",
                         "bfloat16": "bf16"}
 LLAMACPP_DEFAULT_WEIGHTS = "gguf-Q4_K_M"
+#: families whose llama.cpp graph uses an interleaved sliding-window (iSWA) KV cache; for others
+#: (e.g. Mistral v0.1, StarCoder2) llama.cpp allocates the full context on every layer
+LLAMACPP_SWA_FAMILIES = ("gemma2", "gemma3", "gemma3_text")
 
 
 def _override(plan, name: str) -> int | None:
@@ -206,6 +211,8 @@ class VllmCapacity:
     max_num_seqs: int
     fits: bool
     reason: str
+    layout: tuple[tuple[str, int, int], ...] = ()  # (kind, layers, page bytes) per KV layer kind
+    group_kinds: tuple[str, ...] = ()  # the kind of each KV cache group
 
     @property
     def max_requests(self) -> int:
@@ -277,12 +284,28 @@ def _vllm_groups(kinds: dict[str, tuple[int, int]]) -> tuple[int, list[str]]:
     return size, groups
 
 
-def _per_layer_request_bytes(kind: str, page: int, max_model_len: int, window: int | None, batched: int) -> int:
-    """vLLM's ``max_memory_usage_bytes`` of one layer's spec for one request of max_model_len tokens."""
+def _per_layer_request_blocks(kind: str, max_model_len, window: int | None, batched: int):
+    """Blocks of vLLM's ``max_memory_usage_bytes`` of one layer for one request of max_model_len tokens.
+
+    ``max_model_len`` may be an int or a numpy int64 array (the sweep uses the same code).
+    """
     if kind == SLIDING and window:
-        tokens = min(window - 1 + batched, max_model_len)
-        return (math.ceil(tokens / VLLM_BLOCK_SIZE) + 1) * page
-    return math.ceil(max_model_len / VLLM_BLOCK_SIZE) * page
+        tokens = np.minimum(window - 1 + batched, max_model_len)
+        return -(-tokens // VLLM_BLOCK_SIZE) + 1
+    return -(-max_model_len // VLLM_BLOCK_SIZE)
+
+
+def vllm_request_needs(spec: ModelSpec, layout, group_kinds, batched: int, max_model_len):
+    """(blocks one request needs, KV bytes one request needs) at ``max_model_len`` (int or int64 array).
+
+    ``layout``: (kind, layers, page bytes) per layer kind; ``group_kinds``: the kind of each KV cache group.
+    Blocks follow ``get_max_concurrency_for_kv_cache_config`` (a sum over groups); bytes follow
+    ``check_enough_kv_cache_memory`` (a sum over layers).
+    """
+    w = spec.sliding_window
+    blocks = sum(_per_layer_request_blocks(k, max_model_len, w, batched) for k in group_kinds)
+    need = sum(n * p * _per_layer_request_blocks(k, max_model_len, w, batched) for k, n, p in layout)
+    return blocks, need
 
 
 def _vllm_check(spec: ModelSpec, plan) -> None:
@@ -332,11 +355,10 @@ def vllm_capacity(spec: ModelSpec, plan) -> VllmCapacity:
     kv_pool = num_blocks * page * size
     batched = vllm_max_num_batched_tokens(plan)
     L = plan.context
-    per_request = size * sum(_per_layer_request_bytes(k, page, L, spec.sliding_window, batched) for k in groups)
-    blocks_per_request = -(-per_request // (page * size))
+    layout = tuple((k, n, p) for k, (n, p) in kinds.items())
+    blocks_per_request, need_one = (int(x) for x in vllm_request_needs(spec, layout, groups, batched, L))
     concurrency = num_blocks / blocks_per_request
     tokens = num_blocks * L // blocks_per_request  # int(max_concurrency * max_model_len), exactly
-    need_one = sum(n * _per_layer_request_bytes(k, p, L, spec.sliding_window, batched) for k, (n, p) in kinds.items())
     if available <= 0:
         fits, reason = False, (f"weights, activation peak and non-torch memory ({(budget - available) / GiB:.2f} GiB) "
                                f"exceed the budget ({budget / GiB:.2f} GiB = {plan.gpu_memory_utilization:g} x "
@@ -352,7 +374,7 @@ def vllm_capacity(spec: ModelSpec, plan) -> VllmCapacity:
         num_groups=len(groups), num_blocks=num_blocks, kv_pool_bytes=kv_pool, block_size=VLLM_BLOCK_SIZE,
         kv_cache_tokens=tokens, max_model_len=L, blocks_per_request=blocks_per_request,
         max_concurrency=concurrency, max_num_batched_tokens=batched, max_num_seqs=plan.max_num_seqs,
-        fits=fits, reason=reason,
+        fits=fits, reason=reason, layout=layout, group_kinds=tuple(groups),
     )
 
 
@@ -463,6 +485,40 @@ def llamacpp_n_ctx(plan) -> int:
     return _pad(plan.batch * plan.context, LLAMACPP_KV_PAD)
 
 
+def llamacpp_swa_cells(spec: ModelSpec, n_ctx, n_seq):
+    """Cells of a sliding-window layer (iSWA cache without --swa-full): min(n_ctx, pad(window x n_seq + ubatch))."""
+    return np.minimum(n_ctx, _pad(spec.sliding_window * n_seq + LLAMACPP_N_UBATCH, LLAMACPP_KV_PAD))
+
+
+def _llamacpp_swa(spec: ModelSpec) -> bool:
+    return bool(spec.sliding_window) and spec.family in LLAMACPP_SWA_FAMILIES and SLIDING in spec.layer_types
+
+
+def llamacpp_kv_bytes(spec: ModelSpec, kv_type: str, first_gpu: int, cpu_only: bool, batch, context):
+    """KV bytes per label (``full``, ``sliding``, ``mla``) as (gpu, host), for int or int64-array batch/context.
+
+    Layers ``>= first_gpu`` hold their K and V on the GPU (llama.cpp's default ``offload_kqv``).
+    """
+    n_ctx = _pad(batch * context, LLAMACPP_KV_PAD)
+    swa = _llamacpp_swa(spec)
+    n_swa = llamacpp_swa_cells(spec, n_ctx, batch) if swa else n_ctx
+    rows: dict[str, list[int]] = {}  # label -> [gpu row bytes, host row bytes] per cell, summed over layers
+    for i, kind in enumerate(spec.layer_types):
+        if kind in (FULL, SLIDING):
+            row = 2 * _kv_type_bytes(kv_type, spec.num_kv_heads * spec.head_dim)
+            label = "sliding" if kind == SLIDING and swa else "full"
+        elif kind == "mla":
+            m = spec.mla
+            row = _kv_type_bytes(kv_type, m.kv_lora_rank + m.qk_rope_head_dim)
+            label = "mla"
+        else:
+            continue
+        side = 0 if (not cpu_only and i >= first_gpu) else 1
+        rows.setdefault(label, [0, 0])[side] += row
+    return {label: (g * (n_swa if label == "sliding" else n_ctx), h * (n_swa if label == "sliding" else n_ctx))
+            for label, (g, h) in rows.items()}
+
+
 def _llamacpp_format(spec: ModelSpec, plan) -> tuple[WeightFormat, list[str]]:
     notes = []
     name = plan.weights
@@ -503,25 +559,14 @@ def llamacpp_memory(spec: ModelSpec, plan) -> LlamaCppMemory:
     kv_type = llamacpp_kv_type(plan.kv_dtype)
     n_seq = plan.batch
     n_ctx = llamacpp_n_ctx(plan)
-    n_swa = 0
-    if spec.sliding_window:
-        n_swa = min(n_ctx, _pad(spec.sliding_window * n_seq + LLAMACPP_N_UBATCH, LLAMACPP_KV_PAD))
+    n_swa = llamacpp_swa_cells(spec, n_ctx, n_seq) if _llamacpp_swa(spec) else 0
     gpu_kv: dict[str, int] = {}
     host_kv: dict[str, int] = {}
-    for i, kind in enumerate(spec.layer_types):
-        if kind in (FULL, SLIDING):
-            row = spec.num_kv_heads * spec.head_dim
-            cells = n_swa if (kind == SLIDING and n_swa) else n_ctx
-            b = 2 * cells * _kv_type_bytes(kv_type, row)
-            label = "sliding" if kind == SLIDING else "full"
-        elif kind == "mla":
-            m = spec.mla
-            b = n_ctx * _kv_type_bytes(kv_type, m.kv_lora_rank + m.qk_rope_head_dim)
-            label = "mla"
-        else:
-            continue
-        side = gpu_kv if (not cpu_only and i >= first_gpu) else host_kv
-        side[label] = side.get(label, 0) + b
+    for label, (g, h) in llamacpp_kv_bytes(spec, kv_type, first_gpu, cpu_only, n_seq, plan.context).items():
+        if g:
+            gpu_kv[label] = int(g)
+        if h:
+            host_kv[label] = int(h)
 
     # compute and output buffers
     n_ff = spec.intermediate_size
