@@ -280,3 +280,20 @@ def test_llamacpp_compute_buffer_scales_with_ubatch_and_vocab():
     spec = catalog_spec("llama-3.1-8b")
     b = llamacpp_breakdown(spec, Plan(engine="llamacpp"))
     assert b.as_dict()["activations/compute_buffer"] == LLAMACPP_N_UBATCH * 4 * (128256 + 4096)
+
+
+def test_llamacpp_gemma2_sliding_layers_keep_window_times_slots_plus_ubatch():
+    # llama.cpp iSWA cache (without --swa-full): sliding layers hold pad256(window * n_seq + n_ubatch) cells
+    spec = catalog_spec("gemma-2-9b")  # 21 sliding layers (window 4096) + 21 full, 8 KV heads x 256
+    mem = llamacpp_memory(spec, Plan(engine="llamacpp", weights="gguf-Q4_K_M", context=32768, batch=2))
+    kv = mem.gpu.as_dict()
+    row = 2 * 8 * 256 * 2  # K and V, f16
+    assert kv["kv_cache/full"] == 21 * row * 65536
+    assert kv["kv_cache/sliding"] == 21 * row * (4096 * 2 + 512)
+
+
+def test_llamacpp_mistral_sliding_window_is_not_used_by_llamacpp():
+    spec = catalog_spec("mistral-7b-v0.1")  # llama.cpp runs it as plain llama: full context on every layer
+    kv = llamacpp_memory(spec, Plan(engine="llamacpp", context=16384)).gpu.as_dict()
+    assert set(k for k in kv if k.startswith("kv_cache")) == {"kv_cache/full"}
+    assert kv["kv_cache/full"] == 32 * 2 * 16384 * 8 * 128 * 2
