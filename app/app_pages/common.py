@@ -374,8 +374,8 @@ def _init_from_link(policy: hosted.Policy, ch: state.Choices) -> None:
         return
     st.session_state["hr__init"] = True
     params = {k: st.query_params.get_all(k) for k in st.query_params}
-    inputs, errors = state.from_query(params, ch)
-    if inputs.source == "path" and not policy.allow_local_paths:
+    inputs, errors = state.from_query(params, replace(ch, sources=state.SOURCES))
+    if inputs.path and not policy.allow_local_paths:
         errors.append("local paths are disabled in hosted mode; the catalog model is shown instead")
         inputs = replace(inputs, source="catalog", path="")
     if inputs.config:
