@@ -347,7 +347,7 @@ def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, g
 
         cap = vllm_capacity(spec, plan)
         b = None  # built only for options that are shown (see option_breakdown): it re-runs the capacity plan
-        rest = cap.weights_bytes + cap.activation_peak_bytes + cap.non_torch_bytes
+        rest = cap.budget_bytes - cap.available_kv_bytes  # everything vLLM takes before the KV pool
         per_request = cap.blocks_per_request * cap.page_bytes * cap.layers_per_group
         kv = conc * per_request
         budget = cap.budget_bytes
@@ -364,7 +364,7 @@ def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, g
             shares = 1
         budget = gpu.memory_bytes
         kv = -(-b.kv_cache_bytes // shares)
-        rest = -(-(b.total_bytes - b.kv_cache_bytes) // shares)
+        rest = -(-b.total_bytes // shares) - kv
         left = budget - rest
         per_request = max(1, kv // conc) if kv else 0
         if per_request:

@@ -1,0 +1,222 @@
+"""Recommendations: every returned configuration fits by the planner's own arithmetic, the best one is
+optimal for its objective over the enumerated space (brute force on small spaces), and every rejected
+configuration carries a reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from itertools import product
+from pathlib import Path
+
+import pytest
+
+from planner.catalog import catalog_spec
+from planner.engines import llamacpp_memory, vllm_capacity
+from planner.errors import InputError
+from planner.estimate import Plan, estimate
+from planner.recommend import (
+    OBJECTIVES,
+    GPUOption,
+    Workload,
+    catalog_gpu_options,
+    parse_prices,
+    recommend,
+    tp_problem,
+    valid_counts,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+GIB = 1 << 30
+
+#: Hypothetical devices spanning small to large; sizes and prices are test inputs, not catalog facts.
+SMALL_GPUS = (
+    GPUOption("g16", "16 GiB test GPU", 16 * GIB, 0.4),
+    GPUOption("g24", "24 GiB test GPU", 24 * GIB, 0.7),
+    GPUOption("g48", "48 GiB test GPU", 48 * GIB, 1.5),
+    GPUOption("g80", "80 GiB test GPU", 80 * GIB, 3.0),
+)
+
+
+def independent_fit(spec, w: Workload, weights, kv, gpu: GPUOption, n: int):
+    """The planner's own arithmetic, called directly: (fits, free bytes per GPU, max concurrency)."""
+    if w.engine == "vllm":
+        heads, kvh = spec.num_heads, spec.num_kv_heads
+        if heads % n or (kvh % n if n <= kvh else n % kvh):  # vLLM's tensor-parallel rule
+            return None
+        plan = Plan(weights=weights, kv_dtype=kv, batch=w.concurrency, context=w.context, engine="vllm", tp=n,
+                    gpu_memory_bytes=gpu.memory_bytes, gpu_memory_utilization=w.gpu_memory_utilization,
+                    max_num_seqs=w.concurrency)
+        cap = vllm_capacity(spec, plan)
+        per_request = cap.blocks_per_request * cap.page_bytes * cap.layers_per_group
+        free = cap.available_kv_bytes - w.concurrency * per_request
+        return cap.fits and cap.max_concurrency >= w.concurrency, free, cap.max_requests
+    plan = Plan(weights=weights, kv_dtype=kv, batch=w.concurrency, context=w.context, engine=w.engine, tp=n,
+                gpu_memory_bytes=gpu.memory_bytes)
+    if w.engine == "llamacpp":
+        from dataclasses import replace
+
+        total = -(-llamacpp_memory(spec, replace(plan, tp=1, gpu_memory_bytes=None)).gpu.total_bytes // n)
+    else:
+        total = estimate(spec, plan).total_bytes
+    return total <= gpu.memory_bytes, gpu.memory_bytes - total, None
+
+
+def brute_force(spec, w: Workload, gpus):
+    out = {}
+    for weights, kv, gpu, n in product(w.weights, w.kv_dtypes, gpus, range(1, w.max_gpus + 1)):
+        r = independent_fit(spec, w, weights, kv, gpu, n)
+        if r is not None and r[0]:
+            out[(weights, kv, gpu.name, n)] = (r[1], r[2], gpu.price_per_hour * n)
+    return out
+
+
+VLLM_WORKLOAD = Workload(context=32768, concurrency=8, weights=("bf16", "fp8"), kv_dtypes=("auto", "fp8_e4m3"),
+                         engine="vllm", max_gpus=4)
+
+
+@pytest.fixture(scope="module")
+def spec8b():
+    return catalog_spec("llama-3.1-8b")
+
+
+def test_every_returned_configuration_fits_by_the_planners_arithmetic(spec8b):
+    for w in (VLLM_WORKLOAD,
+              Workload(context=8192, concurrency=4, weights=("bf16", "bnb-nf4"), engine="transformers", max_gpus=4),
+              Workload(context=16384, concurrency=4, weights=("gguf-Q4_K_M",), kv_dtypes=("auto", "q8_0"),
+                       engine="llamacpp", max_gpus=4)):
+        r = recommend(spec8b, w, SMALL_GPUS)
+        assert r.feasible, w.engine
+        for o in r.feasible:
+            fits, free, _ = independent_fit(spec8b, w, o.weights, o.kv_dtype, o.gpu, o.count)
+            assert fits, o.label
+            assert o.free_bytes == free and o.free_bytes >= 0
+            assert o.breakdown is not None and o.breakdown.total_bytes > 0
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_best_is_optimal_over_the_enumerated_space(spec8b, objective):
+    w = VLLM_WORKLOAD
+    brute = brute_force(spec8b, w, SMALL_GPUS)
+    r = recommend(spec8b, w, SMALL_GPUS, objective)
+    assert {(o.weights, o.kv_dtype, o.gpu.name, o.count) for o in r.feasible} == set(brute)
+    best = r.best
+    key = (best.weights, best.kv_dtype, best.gpu.name, best.count)
+    if objective == "gpus":
+        assert best.count == min(k[3] for k in brute)
+    elif objective == "cost":
+        assert brute[key][2] == min(v[2] for v in brute.values())
+    elif objective == "free":
+        assert brute[key][0] * best.count == max(v[0] * k[3] for k, v in brute.items())
+    elif objective == "concurrency":
+        assert brute[key][1] == max(v[1] for v in brute.values())
+
+
+def test_ranking_is_sorted_by_the_objective(spec8b):
+    r = recommend(spec8b, VLLM_WORKLOAD, SMALL_GPUS, "cost")
+    costs = [o.cost_per_hour for o in r.feasible]
+    assert costs == sorted(costs)
+
+
+def test_rejected_configurations_carry_reasons(spec8b):
+    w = VLLM_WORKLOAD
+    brute = brute_force(spec8b, w, SMALL_GPUS)
+    r = recommend(spec8b, w, SMALL_GPUS)
+    assert r.rejected
+    assert all(o.reason and not o.feasible for o in r.rejected)
+    n_enumerated = len(w.weights) * len(w.kv_dtypes) * len(SMALL_GPUS) * w.max_gpus
+    assert len(r.feasible) + len(r.rejected) == n_enumerated
+    # "needs N GPUs" names the smallest count that fits, found by brute force
+    checked = 0
+    for o in r.rejected:
+        fitting = [k[3] for k in brute if k[:3] == (o.weights, o.kv_dtype, o.gpu.name)]
+        if fitting and o.count < min(fitting) and not tp_problem(spec8b, o.count):
+            assert o.reason.startswith(f"needs {min(fitting)} GPUs;"), o.reason
+            assert "% over" in o.reason
+            checked += 1
+    assert checked
+    summary = r.rejected_summary()
+    assert summary and all(o.reason for o in summary)
+
+
+def test_tensor_parallel_counts_follow_vllm(spec8b):
+    # Llama-3.1-8B: 32 attention heads, 8 KV heads
+    assert valid_counts(spec8b, "vllm", 8) == (1, 2, 4, 8)
+    assert "32 attention heads" in tp_problem(spec8b, 3)
+    assert valid_counts(spec8b, "transformers", 3) == (1, 2, 3)
+    r = recommend(spec8b, VLLM_WORKLOAD, SMALL_GPUS)
+    assert all(o.count != 3 for o in r.feasible)
+    assert any("do not divide" in o.reason for o in r.rejected if o.count == 3)
+
+
+def test_bad_choices_are_rejected_with_the_planners_message_not_raised(spec8b):
+    w = Workload(context=4096, concurrency=1, weights=("bf16", "no-such-format"), engine="vllm", max_gpus=2)
+    r = recommend(spec8b, w, SMALL_GPUS[:1])
+    assert any("unknown weight format" in o.reason for o in r.rejected)
+    assert all(o.weights == "bf16" for o in r.feasible)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(context=0), "context"),
+    (dict(concurrency=-1), "concurrency"),
+    (dict(engine="tgi"), "unknown engine"),
+    (dict(weights=()), "weights"),
+    (dict(gpu_memory_utilization=1.5), "gpu_memory_utilization"),
+])
+def test_bad_workloads_give_one_clear_error(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        Workload(**kwargs)
+
+
+def test_cost_needs_prices_and_prices_parse(spec8b):
+    unpriced = tuple(GPUOption(g.name, g.title, g.memory_bytes) for g in SMALL_GPUS)
+    with pytest.raises(InputError, match="needs a price"):
+        recommend(spec8b, VLLM_WORKLOAD, unpriced, "cost")
+    with pytest.raises(InputError, match="unknown objective"):
+        recommend(spec8b, VLLM_WORKLOAD, SMALL_GPUS, "speed")
+    assert parse_prices(["h200=3.5", "l40s = 0.99"]) == {"h200": 3.5, "l40s": 0.99}
+    for bad in ("h100", "h100=abc", "h100=-1", "=2"):
+        with pytest.raises(InputError):
+            parse_prices([bad])
+    priced = {g.name: g.price_per_hour for g in catalog_gpu_options({"h100": 2.0, "h200-sxm-141gb": 3.0})}
+    assert priced["h100-sxm-80gb"] == priced["h100-pcie-80gb"] == 2.0 and priced["h200-sxm-141gb"] == 3.0
+    assert priced["l4-24gb"] is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line (the issue's done-when)
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=180, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def test_cli_recommend_ranks_the_catalog_with_reasons_and_exports_the_best():
+    args = ["recommend", "--model", "llama-3.1-70b", "--context", "32768", "--concurrency", "16", "--engine", "vllm"]
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert "objective: fewest GPUs" in r.stdout and "Rejected:" in r.stdout and "needs " in r.stdout
+    assert "% over" in r.stdout
+    j = _cli(*args, "--json", "--top", "3")
+    data = json.loads(j.stdout)
+    assert len(data["feasible"]) == 3 and data["rejected"]
+    best = data["feasible"][0]
+    assert best["feasible"] and best["free_bytes_per_gpu"] >= 0 and best["max_concurrency"] >= 16
+    # the suggested export command prints a vLLM command whose flags are all documented
+    cmd = data["export_command"].split()[1:]
+    e = _cli(*cmd)
+    assert e.returncode == 0, e.stderr
+    from tests.test_export import check_argv
+
+    argv = tuple(" ".join(ln.rstrip("\\").strip() for ln in e.stdout.splitlines()
+                          if not ln.startswith("#")).split())
+    seen = check_argv("vllm", argv)
+    assert seen["--tensor-parallel-size"] == str(best["count"]) and seen["--max-model-len"] == "32768"
+
+
+def test_cli_recommend_bad_price_is_one_line():
+    r = _cli("recommend", "--model", "llama-3.1-8b", "--price", "h100=cheap")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "h100=cheap" in r.stderr
