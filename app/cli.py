@@ -19,6 +19,7 @@ COMMANDS = (
     "app.commands.models",
     "app.commands.gpus",
     "app.commands.fit",
+    "app.commands.sweep",
     "app.commands.profile",
     "app.commands.runs",
     "app.commands.recommend",

@@ -40,7 +40,7 @@ def main() -> int:
     worst = 0.0
     print(f"{'engine':<13} {'rows':>8} {'first':>9} {'median':>9}  target {TARGET_S * 1000:.0f} ms")
     for engine, (weights, kv) in GRIDS.items():
-        def run():
+        def run(engine=engine, weights=weights, kv=kv):
             return sweep(spec, Plan(engine=engine), batch=BATCH, context=CONTEXT, weights=weights, kv_dtype=kv,
                          device_bytes=device)
 

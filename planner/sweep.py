@@ -57,7 +57,10 @@ def _names(name: str, values, default: str) -> list[str]:
     return list(dict.fromkeys(v.strip() for v in out))  # unique, in order
 
 
-def sweep(spec: ModelSpec, plan: Plan = Plan(), *, batch: Sequence[int], context: Sequence[int],
+_DEFAULT_PLAN = Plan()
+
+
+def sweep(spec: ModelSpec, plan: Plan = _DEFAULT_PLAN, *, batch: Sequence[int], context: Sequence[int],
           weights: Sequence[str] | None = None, kv_dtype: Sequence[str] | None = None,
           device_bytes: int | None = None, gpus: int = 1, stored=None) -> pd.DataFrame:
     """Memory of every (weights, kv_dtype, batch, context) combination, one row each, per GPU.
@@ -81,7 +84,8 @@ def sweep(spec: ModelSpec, plan: Plan = Plan(), *, batch: Sequence[int], context
     base = replace(plan, prompt_tokens=None, max_cache_len=None, batch=int(b_axis[0]), context=int(c_axis[0]))
     if plan.engine == "vllm":
         if device_bytes is None and plan.gpu_memory_bytes is None:
-            raise InputError("a vllm sweep needs the GPU's memory (device_bytes or plan.gpu_memory_bytes)")
+            raise InputError("the vllm engine reserves a fraction of the GPU's memory: give the GPU "
+                             "(--gpu NAME or --memory-gib X)")
         base = replace(base, tp=gpus, gpu_memory_bytes=device_bytes or plan.gpu_memory_bytes)
     elif plan.engine == "transformers":
         base = replace(base, tp=gpus)

@@ -128,5 +128,5 @@ def test_bad_grids_are_input_errors(kw):
 
 
 def test_vllm_sweep_needs_the_gpu_memory():
-    with pytest.raises(InputError, match="GPU's memory"):
+    with pytest.raises(InputError, match="--gpu"):
         sweep(tiny(), Plan(engine="vllm"), batch=[1], context=[8])

@@ -24,9 +24,9 @@ def positive_float(text: str) -> float:
     return v
 
 
-def add_device_args(p: argparse.ArgumentParser) -> None:
+def add_device_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("device")
-    dev = g.add_mutually_exclusive_group(required=True)
+    dev = g.add_mutually_exclusive_group(required=required)
     dev.add_argument("--gpu", metavar="NAME", help="GPU from the catalog (see 'headroom gpus')")
     dev.add_argument("--memory-gib", type=positive_float, metavar="X", help="memory of one device in GiB")
     g.add_argument("--gpus", type=positive_int, default=None,
@@ -40,11 +40,13 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
                    help="llamacpp: layers offloaded to the GPU (-ngl; default all)")
 
 
-def device_from_args(args) -> tuple[int, int, str]:
-    """(bytes of one device, number of devices, label)."""
+def device_from_args(args) -> tuple[int | None, int, str]:
+    """(bytes of one device or None when no device was given, number of devices, label)."""
     gpus = args.gpus if args.gpus is not None else args.tp
     if args.gpus is not None and args.tp not in (1, args.gpus):
         raise InputError(f"--tp {args.tp} and --gpus {args.gpus} disagree; give one of them")
+    if not args.gpu and args.memory_gib is None:
+        return None, gpus, ""
     if args.gpu:
         g = find_gpu(args.gpu)
         return g.memory_bytes, gpus, g.name
