@@ -301,11 +301,19 @@ def _gguf_rows_cols(t: TensorInfo, conv1d: bool) -> tuple[int, int]:
     return 1, t.numel_each
 
 
+#: Families whose transformers modules are ``nn.Linear`` subclasses (Falcon's ``FalconLinear``).
+#: transformers' bitsandbytes and FP8 integrations replace only ``type(module) is nn.Linear`` (and
+#: ``Conv1D`` for bitsandbytes), so these models load from them entirely unquantized (transformers 5.23).
+LINEAR_SUBCLASS_FAMILIES = frozenset({"falcon"})
+
+
 def tensor_bytes(t: TensorInfo, fmt: WeightFormat, *, conv1d: bool = False,
-                 ggml_type: str | None = None) -> TensorBytes:
+                 ggml_type: str | None = None, linear_subclass: bool = False) -> TensorBytes:
     """Exact bytes of one copy of tensor ``t`` stored in ``fmt``.
 
     ``conv1d``: the model stores Linear weights as GPT-2 ``Conv1D`` (in x out); pass ``spec.conv1d``.
+    ``linear_subclass``: the model's Linear layers subclass ``nn.Linear`` (see
+    :data:`LINEAR_SUBCLASS_FAMILIES`); bitsandbytes and FP8 then leave them unquantized.
     ``ggml_type``: for GGUF formats, the type llama.cpp picked for this copy (see :func:`gguf_types`);
     without it, the file type's default type (with llama.cpp's shape fallbacks) is used.
     """
@@ -317,6 +325,8 @@ def tensor_bytes(t: TensorInfo, fmt: WeightFormat, *, conv1d: bool = False,
             ggml_type = _gguf_default_type(t, fmt, conv1d)
         rows, cols = _gguf_rows_cols(t, conv1d)
         return TensorBytes(ggml_type_bytes(ggml_type, rows, cols))
+    if linear_subclass and fmt.kind in ("bnb", "fp8"):
+        return _plain(t, fmt)
     if fmt.kind == "bnb":
         if role != "linear":  # bnb replaces only nn.Linear / Conv1D; 3-D experts are nn.Parameter
             return _plain(t, fmt)
@@ -536,8 +546,9 @@ def weight_components(spec: ModelSpec, fmt: WeightFormat) -> tuple[Component, ..
             b = tensor_bytes(t, fmt, conv1d=spec.conv1d, ggml_type=gtype)
             data[t.component] = data.get(t.component, 0) + b.data
     else:
+        subclass = spec.family in LINEAR_SUBCLASS_FAMILIES
         for t in tensors(spec):
-            b = tensor_bytes(t, fmt, conv1d=spec.conv1d)
+            b = tensor_bytes(t, fmt, conv1d=spec.conv1d, linear_subclass=subclass)
             data[t.component] = data.get(t.component, 0) + b.data * t.count
             qstate += b.quant_state * t.count
     comps = [Component(f"weights/{k}", v, f"{fmt.label} tensors") for k, v in data.items()]

@@ -43,12 +43,35 @@ CONFIGS = {
         num_key_value_heads=2, vocab_size=199, num_local_experts=4, num_experts_per_tok=2),
 }
 
+# More families, checked with two formats (int8 and nf4 with double quant) to keep the file fast.
+MORE_CONFIGS = {
+    "qwen2": lambda: transformers.Qwen2Config(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=150),
+    "qwen3": lambda: transformers.Qwen3Config(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=150),
+    "gemma2": lambda: transformers.Gemma2Config(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=150),
+    "gpt_neox": lambda: transformers.GPTNeoXConfig(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, vocab_size=150),
+    # Qwen2-MoE: the shared_expert_gate is an nn.Linear(h, 1) and is quantized like any other Linear
+    "qwen2_moe": lambda: transformers.Qwen2MoeConfig(
+        hidden_size=64, intermediate_size=96, moe_intermediate_size=32, shared_expert_intermediate_size=48,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=150, num_experts=4,
+        num_experts_per_tok=2),
+    # Falcon's FalconLinear subclasses nn.Linear; transformers replaces only `type(m) is nn.Linear`
+    "falcon": lambda: transformers.FalconConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                                vocab_size=150),
+}
+
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """family -> (directory of a saved tiny model, its config dict)."""
     out = {}
-    for family, make in CONFIGS.items():
+    for family, make in {**CONFIGS, **MORE_CONFIGS}.items():
         cfg = make()
         torch.manual_seed(0)
         model = transformers.AutoModelForCausalLM.from_config(cfg)
@@ -113,6 +136,20 @@ def test_planned_bytes_equal_real_bitsandbytes(saved, family, fmt_name):
     spec = parse_config(cfg)
     model = _load(path, fmt_name)
     assert _planned(spec, fmt_name) == _real_bytes(model)
+
+
+@pytest.mark.parametrize("family", list(MORE_CONFIGS))
+@pytest.mark.parametrize("fmt_name", ["bnb-int8", "bnb-nf4-dq"])
+def test_more_families_equal_real_bitsandbytes(saved, family, fmt_name):
+    path, cfg = saved[family]
+    assert _planned(parse_config(cfg), fmt_name) == _real_bytes(_load(path, fmt_name))
+
+
+def test_falcon_linear_subclass_is_left_unquantized(saved):
+    path, cfg = saved["falcon"]
+    model = _load(path, "bnb-nf4")
+    assert model.transformer.h[0].self_attention.query_key_value.weight.dtype == torch.bfloat16
+    assert _planned(parse_config(cfg), "bnb-nf4") == (_real_bytes(model)[0], 0)
 
 
 def test_unquantized_modules_match_transformers(saved):

@@ -139,11 +139,16 @@ def _real_fp8(cfg, block):
     from transformers.integrations.finegrained_fp8 import replace_with_fp8_linear
     from transformers.quantizers.base import get_keys_to_not_convert
 
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    from transformers.modeling_utils import local_torch_dtype
+
+    # from_pretrained builds the model and swaps in the FP8 modules inside the same default-dtype context
+    # (modeling_utils: `with ContextManagers(model_init_context): model = cls(config);
+    # hf_quantizer.preprocess_model(...)`), so FP8Linear's bias is created in the load dtype.
     qcfg = transformers.FineGrainedFP8Config(weight_block_size=block)
-    model = replace_with_fp8_linear(model, modules_to_not_convert=get_keys_to_not_convert(model),
-                                    quantization_config=qcfg)
+    with torch.device("meta"), local_torch_dtype(torch.bfloat16, "fp8-test"):
+        model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+        model = replace_with_fp8_linear(model, modules_to_not_convert=get_keys_to_not_convert(model),
+                                        quantization_config=qcfg)
     data = qstate = 0
     for name, p in model.named_parameters():
         n = p.numel() * p.element_size()
@@ -166,6 +171,18 @@ FP8_CONFIGS = {
     "phi3": lambda: transformers.Phi3Config(
         hidden_size=192, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, vocab_size=211, pad_token_id=0, bos_token_id=1, eos_token_id=2),
+    "qwen2_moe": lambda: transformers.Qwen2MoeConfig(
+        hidden_size=192, intermediate_size=96, moe_intermediate_size=160, shared_expert_intermediate_size=48,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=150, num_experts=4,
+        num_experts_per_tok=2),
+    "deepseek_v3": lambda: transformers.DeepseekV3Config(
+        hidden_size=192, intermediate_size=96, moe_intermediate_size=160, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, vocab_size=150, n_routed_experts=4, num_experts_per_tok=2,
+        n_shared_experts=1, first_k_dense_replace=1, q_lora_rank=144, kv_lora_rank=64, qk_rope_head_dim=16,
+        qk_nope_head_dim=32, v_head_dim=32, n_group=1, topk_group=1),
+    # FalconLinear subclasses nn.Linear: replace_with_fp8_linear (type(m) is nn.Linear) leaves it alone
+    "falcon": lambda: transformers.FalconConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                                vocab_size=150),
 }
 
 
