@@ -25,7 +25,7 @@ from planner.breakdown import MemoryBreakdown
 from planner.errors import HeadroomError, InputError
 from planner.export import snippet
 from planner.recommend import Option, Workload, catalog_gpu_options, recommend
-from planner.scenario import Scenario, dumps
+from planner.scenario import ModelSource, Scenario, dumps
 
 FORMATS = ("html", "md", "csv")
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8501"
@@ -343,3 +343,63 @@ def report_json(s: Scenario) -> str:
     d = build_report(s)
     return json.dumps({"total_bytes": d.breakdown.total_bytes, "fits": d.fits, "link": d.link,
                        "comparison": [o.label for o in d.comparison]})
+
+
+# ---------------------------------------------------------------------------------------------------
+# From the app's resolved plan (app/app_pages/common.Resolved) to a scenario
+
+
+def model_source_for(r, session=None) -> ModelSource:
+    """The scenario model source of the app's current plan: a catalog name, or the config embedded.
+
+    ``session``: the Streamlit session state (for an uploaded or pasted config). Raises HeadroomError
+    when the config text is not available (a config too large to travel in the link and not re-uploaded).
+    """
+    from planner.spec import load_config_text
+
+    inputs = r.inputs
+    approximate = bool(getattr(inputs, "approximate", False))
+    if inputs.source == "catalog":
+        return ModelSource(catalog=inputs.model)
+    if inputs.source == "hub":
+        from app.hub import fetch_hub_model
+
+        m = fetch_hub_model(inputs.hub)
+        return ModelSource.from_config(m.config(), hub_id=inputs.hub, approximate=approximate)
+    text = None
+    if inputs.source == "path":
+        path = inputs.path
+        if os.path.isdir(path):
+            path = os.path.join(path, "config.json")
+        with open(path, "rb") as f:
+            text = f.read()
+    else:
+        session = session or {}
+        up = session.get("hr_upload_file")
+        if up is not None:
+            text = up.getvalue()
+        elif (session.get("hr_paste") or "").strip():
+            text = session.get("hr_paste")
+        elif getattr(inputs, "config", ""):
+            from app.state import decode_config
+
+            text = decode_config(inputs.config)
+    if text is None:
+        raise InputError("the uploaded config.json is not available any more: upload it again to export")
+    return ModelSource.from_config(load_config_text(text), approximate=approximate)
+
+
+def scenario_for(r, session=None, title: str = "") -> Scenario:
+    """The app's current plan (sidebar) as a scenario."""
+    gpu = None
+    if r.inputs.gpu != "custom":
+        from planner.gpus import find_gpu
+
+        for name in (r.inputs.gpu, r.gpu_label):
+            try:
+                gpu = find_gpu(name).name if name else None
+            except HeadroomError:
+                gpu = None
+            if gpu:
+                break
+    return Scenario(model=model_source_for(r, session), plan=r.plan, gpu=gpu, gpu_count=r.gpus, title=title)

@@ -1,0 +1,163 @@
+"""Reports: HTML opens offline in headless Chromium and shows the plan's total; Markdown and CSV carry the
+plan, the breakdown, the GPU comparison, every assumption and a link back to the planner."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.report import build_report, planner_link, render_report
+from planner.estimate import Plan
+from planner.export import _breakdown
+from planner.gpus import find_gpu
+from planner.scenario import ModelSource, Scenario, dumps, loads
+
+REPO = Path(__file__).resolve().parent.parent
+GIB = 1 << 30
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _scenario(**plan) -> Scenario:
+    mem = find_gpu("h200-sxm-141gb").memory_bytes
+    kw = dict(weights="fp8", batch=16, context=32768, engine="vllm", tp=2, gpu_memory_bytes=mem, max_num_seqs=16)
+    kw.update(plan)
+    return Scenario(ModelSource(catalog="llama-3.1-70b"), Plan(**kw), gpu="h200-sxm-141gb", gpu_count=kw["tp"],
+                    title="70B chat service")
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return _scenario()
+
+
+@pytest.fixture(scope="module")
+def expected_total(scenario):
+    return _breakdown(scenario.spec(), scenario.plan).total_bytes
+
+
+def test_markdown_has_plan_breakdown_comparison_assumptions_and_link(scenario, expected_total, monkeypatch):
+    monkeypatch.setenv("HEADROOM_PUBLIC_URL", "https://headroom.example.org/")
+    md = render_report(scenario, "md", prices={"h200": 3.5})
+    assert f"**Total: {expected_total / GIB:,.2f} GiB**" in md
+    assert f"{expected_total:,}" in md
+    assert "<https://headroom.example.org/?" in md
+    b = _breakdown(scenario.spec(), scenario.plan)
+    for path in b.as_dict():
+        assert f"| {path} |" in md
+    for a in b.assumptions:
+        assert f"- {a}" in md
+    assert "| NVIDIA H200 SXM 141GB HBM3e | 2 |" in md and "| 7.00 |" in md  # 2 x 3.50 USD per hour
+    assert "vllm serve meta-llama/Llama-3.3-70B-Instruct" in md
+    # the embedded scenario reproduces the plan
+    embedded = md.split("```json\n", 1)[1].split("```", 1)[0]
+    assert loads(embedded) == scenario
+
+
+def test_csv_rows_add_up_to_the_total(scenario, expected_total):
+    rows = list(csv.DictReader(io.StringIO(render_report(scenario, "csv"))))
+    parts = [int(r["value"]) for r in rows if r["section"] == "breakdown" and r["name"] != "total"]
+    total = [int(r["value"]) for r in rows if r["section"] == "breakdown" and r["name"] == "total"]
+    assert sum(parts) == total[0] == expected_total
+    assert any(r["section"] == "assumption" for r in rows)
+    assert any(r["section"] == "gpu_comparison" for r in rows)
+    assert any(r["section"] == "report" and r["name"] == "link" for r in rows)
+
+
+def test_comparison_lists_the_fewest_gpus_of_each_model_that_fit(scenario):
+    d = build_report(scenario)
+    names = [o.gpu.name for o in d.comparison]
+    assert len(names) == len(set(names)) and names
+    for o in d.comparison:
+        assert o.feasible and o.free_bytes >= 0
+    counts = [o.count for o in d.comparison]
+    assert counts == sorted(counts)
+    assert all(o.reason for o in d.misfits)
+
+
+def test_link_reproduces_the_plan_in_the_app(scenario):
+    from urllib.parse import parse_qs, urlparse
+
+    from app import hosted, state
+    from app.app_pages.common import choices
+
+    link = planner_link(scenario, "https://h.example")
+    q = {k: v[-1] for k, v in parse_qs(urlparse(link).query).items()}
+    inputs, problems = state.from_query(q, choices(hosted.policy()))
+    assert not problems
+    p = scenario.plan
+    assert (inputs.model, inputs.weights, inputs.batch, inputs.context, inputs.engine, inputs.gpus) == (
+        "llama-3.1-70b", p.weights, p.batch, p.context, p.engine, p.tp)
+    assert find_gpu(inputs.gpu).name == "h200-sxm-141gb"
+
+
+def test_html_is_self_contained(scenario):
+    page = render_report(scenario, "html")
+    assert "<script src=" not in page and "cdn.plot.ly" not in page.split("<body>", 1)[0]
+    assert "Plotly" in page and len(page) > 1_000_000  # plotly.js inline
+
+
+def test_cli_report_writes_each_format(tmp_path):
+    for ext in ("html", "md", "csv"):
+        out = tmp_path / f"r.{ext}"
+        r = subprocess.run([sys.executable, "-m", "app.cli", "report", "--out", str(out), "--model", "llama-3.1-8b",
+                            "--engine", "vllm", "--gpu", "l4-24gb", "--context", "8192", "--batch", "4"],
+                           capture_output=True, text=True, cwd=REPO, timeout=180)
+        assert r.returncode == 0, r.stderr
+        assert out.stat().st_size > 0
+    r = subprocess.run([sys.executable, "-m", "app.cli", "report", "--out", str(tmp_path / "r.pdf"),
+                        "--model", "llama-3.1-8b"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and ".html" in r.stderr
+
+
+@pytest.mark.browser
+def test_html_report_opens_offline_in_chromium_and_shows_the_total(tmp_path, scenario, expected_total):
+    from playwright.sync_api import sync_playwright
+
+    path = tmp_path / "report.html"
+    path.write_text(render_report(scenario, "html"), encoding="utf-8")
+    requests: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(offline=True)
+            page = context.new_page()
+
+            def route(r):
+                requests.append(r.request.url)
+                if r.request.url.startswith("file://"):
+                    r.continue_()
+                else:
+                    r.abort()
+
+            page.route("**/*", route)
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(path.as_uri())
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+            assert page.inner_text("#total") == f"{expected_total / GIB:,.2f} GiB"
+            assert page.locator(".js-plotly-plot").count() == 2  # breakdown and GPU comparison charts drawn
+            assert "fits on" in page.inner_text("#verdict")
+            assert loads(page.inner_text("#scenario")) == scenario
+            page.screenshot(path=str(tmp_path / "report.png"))
+        finally:
+            browser.close()
+    assert all(u.startswith("file://") for u in requests), requests
+    assert not errors, errors
+
+
+def test_report_of_an_embedded_config_scenario(tmp_path):
+    cfg = {"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
+           "num_key_value_heads": 4, "intermediate_size": 512, "vocab_size": 32000, "_name_or_path": "tiny"}
+    s = Scenario(ModelSource.from_config(cfg), Plan(weights="bf16", gpu_memory_bytes=find_gpu("l4-24gb").memory_bytes),
+                 gpu="l4-24gb")
+    md = render_report(loads(dumps(s)), "md")
+    assert "Headroom report: tiny" in md and "fits on NVIDIA L4 24GB" in md
