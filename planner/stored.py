@@ -130,7 +130,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((c, re.compile(p)) for c
     ("router", r"(block_sparse_moe|mlp|feed_forward|moe)\.(gate|router)\.|e_score_correction_bias"
                r"|shared_expert_gate\."),
     ("experts", r"\.experts\.|\.experts$|shared_experts?\."),
-    ("embeddings", r"(^|\.)(embed_tokens|wte|wpe|word_embeddings|tok_embeddings|embed_positions"
+    ("embeddings", r"(^|\.)(embed_tokens|embed_in|wte|wpe|word_embeddings|tok_embeddings|embed_positions"
                    r"|position_embeddings|embeddings)\."),
     ("lm_head", r"(^|\.)(lm_head|embed_out)\.|^output\.weight$"),
     ("norms", r"norm|(^|\.)ln_(\d+|f)\.|layernorm"),

@@ -88,7 +88,7 @@ def test_component_bytes_sum_to_total(tmp_path):
     ("transformer.wte.weight", "embeddings"),
     ("transformer.wpe.weight", "embeddings"),
     ("transformer.word_embeddings.weight", "embeddings"),  # Falcon
-    ("gpt_neox.embed_in.weight", "other"),  # NeoX input embedding has its own name (not planned as such)
+    ("gpt_neox.embed_in.weight", "embeddings"),
     ("model.layers.3.self_attn.q_proj.weight", "attention/qkv"),
     ("model.layers.3.self_attn.k_proj.bias", "attention/qkv"),
     ("model.layers.3.self_attn.qkv_proj.weight", "attention/qkv"),  # Phi-3
@@ -162,8 +162,12 @@ def _tiny_checkpoint(tmp_path, ref: str, dtype: torch.dtype, **save_kw):
     return json.load(open(tmp_path / "config.json")), model
 
 
-@pytest.mark.parametrize("ref, dtype", [("Llama-3.2-1B-Instruct.json", torch.bfloat16),
-                                        ("Llama-3.1-8B.json", torch.float32)])
+@pytest.mark.parametrize("ref, dtype", [
+    ("Llama-3.2-1B-Instruct.json", torch.bfloat16), ("Llama-3.1-8B.json", torch.float32),
+    ("Qwen2.5-0.5B.json", torch.bfloat16), ("Qwen3-8B.json", torch.bfloat16), ("gpt2.json", torch.float32),
+    ("Phi-3-mini-4k-instruct.json", torch.bfloat16), ("Gemma-2-9B.json", torch.float32),
+    ("Mixtral-8x7B.json", torch.bfloat16), ("Mistral-7B-v0.1.json", torch.bfloat16),
+])
 def test_saved_checkpoint_components_equal_planner_components(tmp_path, ref, dtype):
     cfg, model = _tiny_checkpoint(tmp_path, ref, dtype)
     stored = read_model_dir(tmp_path)
