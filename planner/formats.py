@@ -539,7 +539,7 @@ def gguf_types(spec: ModelSpec, fmt: WeightFormat) -> list[tuple[TensorInfo, int
 
 def weight_components(spec: ModelSpec, fmt: WeightFormat) -> tuple[Component, ...]:
     """Bytes per ``weights/<component>``, plus ``weights/quant_state`` for quantized formats."""
-    data: dict[str, int] = {}
+    data: dict[str, int] = {t.component: 0 for t in tensors(spec)}  # model order
     qstate = 0
     if fmt.kind == "gguf":
         for t, _layer, gtype in gguf_types(spec, fmt):

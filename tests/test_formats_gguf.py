@@ -205,3 +205,17 @@ def test_every_file_type_plans_llama():
     sizes = {ft: weight_bytes(spec, weight_format(f"gguf-{ft}")) for ft in GGUF_FILE_TYPES}
     assert sizes["Q2_K"] < sizes["Q3_K_M"] < sizes["Q4_K_S"] < sizes["Q4_K_M"] < sizes["Q5_K_M"]
     assert sizes["Q5_K_M"] < sizes["Q6_K"] < sizes["Q8_0"] < sizes["F16"] == sizes["BF16"] < sizes["F32"]
+
+
+def test_eight_expert_models_bump_attention():
+    """llama.cpp's n_expert == 8 rules (Mixtral): attn_v and attn_k Q8_0, attn_output Q5_K for Q4_K_M;
+    expert ffn_down follows use_more_bits by the layer parsed from the tensor name; the router
+    (ffn_gate_inp) is never quantized."""
+    spec = parse_config(_ref("Mixtral-8x7B.json"))
+    types = _types(spec, "gguf-Q4_K_M")
+    assert set(types["attn_v"].values()) == {"Q8_0"} and set(types["attn_k"].values()) == {"Q8_0"}
+    assert set(types["attn_output"].values()) == {"Q5_K"}
+    down = next(v for k, v in types.items() if k.startswith("ffn_down"))
+    assert {i for i, ty in down.items() if ty == "Q6_K"} == MORE_BITS_32
+    router = next(v for k, v in types.items() if k.startswith("ffn_gate_inp"))
+    assert set(router.values()) == {"F32"}
