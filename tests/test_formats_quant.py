@@ -137,9 +137,8 @@ transformers = pytest.importorskip("transformers")
 
 def _real_fp8(cfg, block):
     from transformers.integrations.finegrained_fp8 import replace_with_fp8_linear
-    from transformers.quantizers.base import get_keys_to_not_convert
-
     from transformers.modeling_utils import local_torch_dtype
+    from transformers.quantizers.base import get_keys_to_not_convert
 
     # from_pretrained builds the model and swaps in the FP8 modules inside the same default-dtype context
     # (modeling_utils: `with ContextManagers(model_init_context): model = cls(config);
