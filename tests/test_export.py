@@ -295,3 +295,35 @@ def test_every_target_is_offered_by_the_cli():
 
 def test_export_errors_are_headroom_errors():
     assert issubclass(InputError, HeadroomError)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The Export page (AppTest)
+
+
+def test_export_page_shows_each_target_and_offers_the_downloads():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/export.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    for target in ("vllm", "transformers", "llamacpp", "scenario"):
+        at.selectbox(key="hr_exp_target").set_value(target).run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = [c.value for c in at.code if c.value.startswith(("#", "{"))]
+        if target == "llamacpp":  # the default plan (bf16 on transformers) is not a GGUF plan: one clear warning
+            assert shown or any("llama.cpp" in w.value for w in at.warning)
+            continue
+        assert shown, target
+        text = shown[0]
+        if target == "scenario":
+            s = loads(text)
+            assert s.model.catalog == "llama-3.1-8b" and s.plan.weights == "bf16"
+        elif target == "vllm":
+            check_argv("vllm", tuple(" ".join(ln.rstrip("\\").strip() for ln in text.splitlines()
+                                              if not ln.startswith("#")).split()))
+        else:
+            ast.parse(text)
+    at.text_input(key="hr_exp_title").set_value("capacity plan").run()
+    assert not at.exception
+    assert "capacity plan" in [c.value for c in at.code][0]

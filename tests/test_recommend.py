@@ -220,3 +220,44 @@ def test_cli_recommend_ranks_the_catalog_with_reasons_and_exports_the_best():
 def test_cli_recommend_bad_price_is_one_line():
     r = _cli("recommend", "--model", "llama-3.1-8b", "--price", "h100=cheap")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "h100=cheap" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# The Recommend page (AppTest)
+
+
+def test_recommend_page_ranks_what_fits_and_says_why_the_rest_does_not():
+    from streamlit.testing.v1 import AppTest
+
+    from planner.gpus import find_gpu
+
+    at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/recommend.py").run()
+    at.selectbox(key="hr_rec_engine").set_value("vllm").run()
+    at.number_input(key="hr_rec_context").set_value(32768)
+    at.number_input(key="hr_rec_concurrency").set_value(16)
+    at.selectbox(key="hr_rec_objective").set_value("cost")
+    at.text_area(key="hr_rec_prices").set_value("h100 = 2.5\nl40s-48gb = 1\nnot-a-gpu = 1")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("not-a-gpu" in e.value for e in at.error)
+    frames = [df.value for df in at.dataframe]
+    ranked = next(f for f in frames if "rank" in f.columns)
+    rejected = next(f for f in frames if "reason" in f.columns)
+    assert len(ranked) > 0 and (rejected["reason"].str.len() > 0).all()
+    spec = catalog_spec("llama-3.1-8b")
+    w = Workload(context=32768, concurrency=16, weights=("bf16", "fp8"), engine="vllm")
+    priced = ranked["cost_per_hour"].dropna().tolist()
+    assert priced and priced == sorted(priced) and priced == ranked["cost_per_hour"].tolist()[: len(priced)]
+    for _, row in ranked.head(5).iterrows():  # the top rows fit by the engine's own arithmetic
+        g = find_gpu(row["gpu"])
+        opt = GPUOption(g.name, g.title, g.memory_bytes)
+        fits, free, _ = independent_fit(spec, w, row["weights"], row["kv_dtype"], opt, int(row["gpus"]))
+        assert fits and row["free per GPU (GiB)"] == pytest.approx(free / GIB)
+    # choosing an option hands a scenario to the Export page
+    at.button(key="hr_rec_use").click().run()
+    assert not at.exception
+    from planner.scenario import loads
+
+    s = loads(at.session_state["hr_export_scenario"])
+    assert s.plan.engine == "vllm" and s.plan.context == 32768 and s.gpu == ranked.iloc[0]["gpu"]

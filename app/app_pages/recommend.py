@@ -31,7 +31,9 @@ def _parse_prices(text: str) -> tuple[dict[str, float], list[str]]:
         if not line:
             continue
         try:
-            prices.update(parse_prices([line.replace(" ", "")]))
+            one = parse_prices([line.replace(" ", "")])
+            catalog_gpu_options(one)  # the name must match a catalog GPU
+            prices.update(one)
         except HeadroomError as e:
             errors.append(str(e))
     return prices, errors
