@@ -93,9 +93,10 @@ class WeightFormat:
     """How weights are stored. Build one with :func:`weight_format`; the fields are derived from the name.
 
     ``kind``: ``float``, ``fp8``, ``bnb``, ``gptq``, ``awq`` or ``gguf``. ``bits``: bits per quantized
-    weight. ``group_size``: GPTQ/AWQ input columns per scale (-1: all). ``block``: fp8 scale block
-    (out, in), ``None`` for one scale per tensor. ``variant``: bitsandbytes ``int8``/``nf4``/``fp4``, or
-    the llama.cpp file type (``Q4_K_M``). ``double_quant``: bitsandbytes nested absmax.
+    weight (GGUF: the default type's bits per weight rounded down, Q4_K 4.5 -> 4, Q6_K 6.56 -> 6).
+    ``group_size``: GPTQ/AWQ input columns per scale (-1: all). ``block``: fp8 scale block (out, in),
+    ``None`` for one scale per tensor. ``variant``: bitsandbytes ``int8``/``nf4``/``fp4``, or the
+    llama.cpp file type (``Q4_K_M``). ``double_quant``: bitsandbytes nested absmax.
     """
 
     name: str  # CLI/app name, e.g. "bf16", "bnb-nf4-dq", "gguf-Q4_K_M"
@@ -122,7 +123,7 @@ class TensorBytes:
 
 
 FORMATS: dict[str, WeightFormat] = {
-    "fp32": WeightFormat("fp32", "float32", "float32"),
+    "fp32": WeightFormat("fp32", "float32", "float32", bits=32),
     "fp16": WeightFormat("fp16", "float16", "float16"),
     "bf16": WeightFormat("bf16", "bfloat16", "bfloat16"),
     "fp8": WeightFormat("fp8", "fp8 e4m3, one scale per tensor", kind="fp8", bits=8),
@@ -181,7 +182,7 @@ def _parse(name: str) -> WeightFormat | None:
 
 def _ggml_bits(ggml_type: str) -> int:
     blck, size = GGML_TYPES[ggml_type]
-    return round(size * 8 / blck)
+    return size * 8 // blck
 
 
 def weight_format(name: str) -> WeightFormat:
