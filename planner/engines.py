@@ -85,15 +85,18 @@ VLLM_BLOCK_SIZE = 16
 VLLM_MAX_BATCHED_TOKENS_LARGE_GPU = 8192
 VLLM_MAX_BATCHED_TOKENS_DEFAULT = 2048
 VLLM_LARGE_GPU_BYTES = 70 * GiB
-#: Non-torch memory vLLM measures during profiling (NCCL and custom all-reduce buffers, cuBLAS
-#: workspaces): about 1.8 GiB reported on one 80 GB GPU (DESIGN.md); assumed to scale with the GPU's
-#: size below that (2.25 % of its memory) and never to exceed 1.8 GiB.
-VLLM_NON_TORCH_BYTES = int(1.8 * GiB)
-VLLM_NON_TORCH_FRACTION = 0.0225
+#: Non-torch memory that vLLM counts inside the budget: the growth of non-torch memory during the
+#: profiling run (cuBLAS workspaces and the like). Since vLLM's profiling overhaul (PR #12126, Jan 2025)
+#: the baseline snapshot is taken after CUDA and NCCL are initialised, so the CUDA context and NCCL
+#: buffers are no longer in this term; that PR's H100 log shows "non_torch_memory takes 0.16GiB", and a
+#: tensor-parallel 24 GB log in PR #14447 shows 0.20GiB. (Before it, vLLM logged 1.79 GiB for
+#: Meta-Llama-3-8B on an H100, context included: PR #10511.) Assumed: 0.2 GiB.
+VLLM_NON_TORCH_BYTES = GiB // 5
 #: fp32 [num_requests, vocab] tensors alive at once in the dummy sampler run (logits, probabilities, a
-#: sorted copy for top-p/top-k). An assumption calibrated so that Llama-3.1-8B at 8192 batched tokens and
-#: 256 sequences peaks near the ~1.3 GiB vLLM logs for an 8B model.
-VLLM_SAMPLER_FP32_COPIES = 3
+#: sorted copy and its indices for top-p/top-k). Calibrated on the same PR #10511 log: Meta-Llama-3-8B
+#: on an H100, 8192 batched tokens and 256 sequences, "PyTorch activation peak memory 1.26GiB"; this
+#: model gives 1.27 GiB there.
+VLLM_SAMPLER_FP32_COPIES = 4
 #: CUDA-graph memory. Since v0.21 vLLM estimates it before sizing the KV cache and takes it from the
 #: budget ("Estimated CUDA graph memory: 0.36 GiB total" and "0.58 GiB total" in logs quoted in
 #: gpustack/runner#251 and wtdcode/vllm-backport#34). An assumption; 0 with --enforce-eager.
@@ -220,6 +223,11 @@ class VllmCapacity:
         return self.num_blocks // self.blocks_per_request if self.blocks_per_request else 0
 
 
+def vllm_non_torch_bytes(gpu_memory_bytes: int, tp: int = 1) -> int:
+    """Assumed non-torch memory vLLM counts inside the budget (see :data:`VLLM_NON_TORCH_BYTES`)."""
+    return min(VLLM_NON_TORCH_BYTES, gpu_memory_bytes // 100)
+
+
 def vllm_max_num_batched_tokens(plan) -> int:
     """``plan.max_num_batched_tokens``, else vLLM's default for the GPU size (see the constants)."""
     if plan.max_num_batched_tokens is not None:
@@ -343,7 +351,7 @@ def vllm_capacity(spec: ModelSpec, plan) -> VllmCapacity:
     act_o = _override(plan, "activations/profile_peak")
     act = act_o if act_o is not None else sum(vllm_activation_bytes(spec, plan, eb).values())
     nt_o = _override(plan, "overhead/non_torch")
-    non_torch = nt_o if nt_o is not None else min(VLLM_NON_TORCH_BYTES, int(total * VLLM_NON_TORCH_FRACTION))
+    non_torch = nt_o if nt_o is not None else vllm_non_torch_bytes(total, plan.tp)
     cg_o = _override(plan, "overhead/cuda_graphs")
     graphs = cg_o if cg_o is not None else VLLM_CUDA_GRAPH_BYTES
     available = budget - weights - act - non_torch - graphs
@@ -412,8 +420,8 @@ def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
         f"vLLM: weights stored as {fmt.label}; compute dtype {dtype}; KV cache {kv_name}, blocks of {VLLM_BLOCK_SIZE} tokens",
         f"vLLM: profiling run at max_num_batched_tokens={cap.max_num_batched_tokens:,}, max_num_seqs={plan.max_num_seqs}; "
         "its activation peak, the non-torch and the CUDA-graph memory are assumptions (override with measured values)",
-        "vLLM: the CUDA context sits outside the budget, in the remaining "
-        f"{1 - plan.gpu_memory_utilization:.0%} of the GPU",
+        "vLLM: the CUDA context and NCCL buffers (initialised before vLLM's memory snapshot) sit outside the "
+        f"budget, in the remaining {1 - plan.gpu_memory_utilization:.0%} of the GPU",
     ]
     if cap.num_groups > 1:
         notes.append(f"vLLM: hybrid allocator, {cap.num_groups} groups of {cap.layers_per_group} layers; sliding-window "

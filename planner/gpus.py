@@ -6,6 +6,8 @@ Each :class:`GPU` carries two sizes that users confuse: the *marketed* memory ("
 rocminfo's global memory pool; for Apple silicon it is the GPU's default working-set limit (about 75 %
 of RAM on large-memory Macs). ``memory_basis`` says whether the number was read from a cited device
 report or is an assumption, and ``memory_source`` / ``source`` cite where each number comes from.
+Where a cited log gives it, ``cuda_total_bytes`` is the smaller total CUDA reports
+(``torch.cuda.mem_get_info()[1]``); :attr:`GPU.usable_bytes` prefers it, and fit/sweep plan with it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class GPU:
     bandwidth_gb_s: float | None  # datasheet memory bandwidth, GB/s
     bf16_tflops: float | None  # datasheet dense bf16 tensor TFLOPS (None: not published / not supported)
     source: str  # URL for the datasheet figures
+    cuda_total_bytes: int | None = None  # torch.cuda.mem_get_info()[1], where a cited log gives it
+    cuda_total_basis: str = ""
+    cuda_total_source: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.memory_bytes, int) or isinstance(self.memory_bytes, bool) or self.memory_bytes <= 0:
@@ -48,12 +53,23 @@ class GPU:
     def memory_is_assumption(self) -> bool:
         return self.memory_basis.startswith("assumption")
 
+    @property
+    def usable_bytes(self) -> int:
+        """What programs can allocate: CUDA's own total where known, else ``memory_bytes``.
+
+        CUDA reports less than nvidia-smi (the driver reserves a few hundred MiB: 79.22 GiB against
+        81559 MiB = 79.65 GiB on an H100), and PyTorch and vLLM size everything from CUDA's figure.
+        """
+        return self.cuda_total_bytes or self.memory_bytes
+
     def to_json(self) -> dict:
         return {
             "name": self.name, "title": self.title, "vendor": self.vendor,
             "marketed_memory": self.marketed_memory, "marketed_memory_gb": self.marketed_memory_gb,
             "memory_bytes": self.memory_bytes, "memory_basis": self.memory_basis,
             "memory_is_assumption": self.memory_is_assumption, "memory_source": self.memory_source,
+            "usable_bytes": self.usable_bytes, "cuda_total_bytes": self.cuda_total_bytes,
+            "cuda_total_basis": self.cuda_total_basis or None, "cuda_total_source": self.cuda_total_source or None,
             "bandwidth_gb_s": self.bandwidth_gb_s, "bf16_tflops": self.bf16_tflops, "source": self.source,
         }
 
@@ -68,6 +84,8 @@ def _catalog() -> dict[str, GPU]:
             marketed_memory_gb=r["marketed_memory_gb"], memory_bytes=int(r["memory_bytes"]),
             memory_basis=r["memory_basis"], memory_source=r["memory_source"],
             bandwidth_gb_s=r.get("bandwidth_gb_s"), bf16_tflops=r.get("bf16_tflops"), source=r["source"],
+            cuda_total_bytes=r.get("cuda_total_bytes"), cuda_total_basis=r.get("cuda_total_basis", ""),
+            cuda_total_source=r.get("cuda_total_source", ""),
         )
         out[g.name] = g
     return out

@@ -38,6 +38,17 @@ def test_h100_usable_memory_is_the_nvidia_smi_total():
     assert find_gpu("h100-sxm-80gb").memory_bytes == 81559 * 2**20
 
 
+def test_cuda_total_is_below_the_nvidia_smi_total_and_preferred():
+    # vLLM logs total_gpu_memory 79.22GiB on an H100 (vllm-project/vllm PR #10511), nvidia-smi 81559 MiB
+    h100 = find_gpu("h100-sxm-80gb")
+    assert h100.usable_bytes == h100.cuda_total_bytes == round(79.22 * 1024) * 2**20 < h100.memory_bytes
+    for g in gpus():
+        if g.cuda_total_bytes:
+            assert 0.95 * g.memory_bytes < g.cuda_total_bytes < g.memory_bytes and g.cuda_total_source.startswith("https://")
+        else:
+            assert g.usable_bytes == g.memory_bytes
+
+
 def test_assumptions_are_labelled():
     for g in gpus():
         if g.vendor == "apple":

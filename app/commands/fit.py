@@ -6,6 +6,7 @@ import argparse
 import json
 
 from app.cli_common import add_model_args, add_plan_args, plan_from_args, positive_int, source_from_args
+from planner.engines import VLLM_MAX_BATCHED_TOKENS_DEFAULT
 from planner.errors import InputError
 from planner.fit import fit
 from planner.gpus import find_gpu
@@ -34,7 +35,8 @@ def add_device_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--gpu-memory-utilization", type=positive_float, default=0.9,
                    help="vllm: fraction of each GPU vLLM may use (default 0.9)")
     g.add_argument("--max-num-batched-tokens", type=positive_int, default=None,
-                   help="vllm: tokens of the profiling run (default: vLLM's, 8192 on >= 70 GiB GPUs else 2048)")
+                   help="vllm: tokens of the profiling run (default: vLLM serve's, 8192 on >= 70 GiB "
+                        "GPUs other than A100s, else 2048)")
     g.add_argument("--max-num-seqs", type=positive_int, default=256, help="vllm: max sequences at once (default 256)")
     g.add_argument("--n-gpu-layers", type=int, default=None, metavar="N",
                    help="llamacpp: layers offloaded to the GPU (-ngl; default all)")
@@ -49,16 +51,19 @@ def device_from_args(args) -> tuple[int | None, int, str]:
         return None, gpus, ""
     if args.gpu:
         g = find_gpu(args.gpu)
-        return g.memory_bytes, gpus, g.name
+        return g.usable_bytes, gpus, g.name
     if args.memory_gib > MAX_MEMORY_GIB:
         raise InputError(f"--memory-gib must be at most {MAX_MEMORY_GIB:,}, got {args.memory_gib:g}")
     return int(args.memory_gib * 2**30), gpus, f"{args.memory_gib:g} GiB"
 
 
-def engine_extra(args, device_bytes: int) -> dict:
+def engine_extra(args, device_bytes: int | None) -> dict:
+    tokens = args.max_num_batched_tokens
+    if tokens is None and args.gpu and "a100" in args.gpu.lower():
+        # vLLM keeps the small default (2048) on A100s whatever their memory (EngineArgs, PR #17885)
+        tokens = VLLM_MAX_BATCHED_TOKENS_DEFAULT
     return dict(gpu_memory_bytes=device_bytes, gpu_memory_utilization=args.gpu_memory_utilization,
-                max_num_batched_tokens=args.max_num_batched_tokens, max_num_seqs=args.max_num_seqs,
-                n_gpu_layers=args.n_gpu_layers)
+                max_num_batched_tokens=tokens, max_num_seqs=args.max_num_seqs, n_gpu_layers=args.n_gpu_layers)
 
 
 def register(sub) -> None:
