@@ -91,7 +91,7 @@ def test_sweep_csv_rows_equal_the_planner(capsys):
     df = sweep(catalog_spec("llama-3.2-1b"), Plan(), batch=[1, 2, 4], context=[1024, 8192],
                weights=["bf16", "bnb-nf4"], kv_dtype=["auto", "fp16"])
     assert len(rows) == len(df) == 24
-    for r, (_, d) in zip(rows, df.iterrows()):
+    for r, (_, d) in zip(rows, df.iterrows(), strict=True):
         assert int(r["total_bytes"]) == d.total_bytes and r["weights"] == d.weights
 
 
