@@ -230,6 +230,7 @@ def test_transformers_snippet_quantized_kv_uses_the_quantized_cache():
 def test_accelerate_snippet_builds_a_real_device_map_offline():
     """The max_memory map drives accelerate's real infer_auto_device_map on an empty (meta) model."""
     import transformers
+
     from planner.catalog import catalog_config
 
     s = _scenario(model="llama-3.2-1b", engine="transformers", tp=2, gpu="l4-24gb")
