@@ -412,6 +412,7 @@ def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
                            f"{cap.num_blocks:,} blocks x {VLLM_BLOCK_SIZE} tokens x {cap.layers_per_group} layers "
                            f"per group x {cap.page_bytes:,} bytes per layer-block"))
     kv_name = canonical_kv_dtype(plan.kv_dtype, dtype)
+    downcast = plan.weights == "auto" and resolve_format(spec, "auto").name == "fp32"
     notes = [
         f"vLLM: budget {plan.gpu_memory_utilization:g} x {cap.gpu_memory_bytes / GiB:.2f} GiB = "
         f"{cap.budget_bytes / GiB:.2f} GiB per GPU; the KV pool takes everything left in it",
@@ -423,6 +424,8 @@ def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
         "vLLM: the CUDA context and NCCL buffers (initialised before vLLM's memory snapshot) sit outside the "
         f"budget, in the remaining {1 - plan.gpu_memory_utilization:.0%} of the GPU",
     ]
+    if downcast:
+        notes.append("vLLM: --dtype auto runs this float32 checkpoint in bfloat16")
     if cap.num_groups > 1:
         notes.append(f"vLLM: hybrid allocator, {cap.num_groups} groups of {cap.layers_per_group} layers; sliding-window "
                      "layers hold only the window per request")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from planner.engines import llamacpp_breakdown, vllm_capacity
+from planner.engines import llamacpp_breakdown, llamacpp_host_bytes, vllm_capacity
 from planner.errors import InputError
 from planner.estimate import MAX_BATCH, MAX_CONTEXT, MAX_TP, Plan, estimate
 from planner.spec import ModelSpec
@@ -45,6 +45,7 @@ class FitResult:
     gpus: int = 1
     used_bytes: int = 0  # per device: the plan's peak (vLLM: non-KV + KV of the batch)
     context_limit: int = MAX_CONTEXT  # max_context was searched up to this (model's max positions)
+    host_bytes: int | None = None  # llama.cpp: host RAM of the plan (token_embd, CPU layers, buffers)
 
     def to_json(self) -> dict:
         out = {
@@ -59,6 +60,8 @@ class FitResult:
             "context_limit": self.context_limit,
             "reason": self.reason,
         }
+        if self.host_bytes is not None:
+            out["host_bytes"] = self.host_bytes
         if self.kv_cache_tokens is not None:
             out["kv_cache_tokens"] = self.kv_cache_tokens
             out["max_concurrency"] = round(self.max_concurrency, 2)
@@ -146,9 +149,12 @@ def fit(spec: ModelSpec, plan: Plan, device_bytes: int, gpus: int = 1, *, stored
         reason = f"needs {peak / 2**30:.2f} GiB{per} but {where} has {capacity / 2**30:.2f} GiB"
     if max_context == limit and limit < MAX_CONTEXT:
         reason += f"; max_context capped at the model's max_position_embeddings ({limit:,})"
+    if plan.engine == "llamacpp" and gpus > 1:
+        reason += "; llama.cpp splits layers over the GPUs: their combined memory is compared (approximate)"
+    host = llamacpp_host_bytes(spec, base) if plan.engine == "llamacpp" else None
     return FitResult(fits=fits, free_bytes=capacity - peak, max_batch=max_batch, max_context=max_context,
                      kv_cache_tokens=None, max_concurrency=None, reason=reason, engine=plan.engine,
-                     device_bytes=device_bytes, gpus=gpus, used_bytes=peak, context_limit=limit)
+                     device_bytes=device_bytes, gpus=gpus, used_bytes=peak, context_limit=limit, host_bytes=host)
 
 
 def _fit_vllm(spec: ModelSpec, plan: Plan, device_bytes: int, gpus: int, limit: int) -> FitResult:

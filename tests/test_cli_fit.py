@@ -61,6 +61,7 @@ def test_fit_llamacpp_partial_offload(capsys):
                          "--weights", "gguf-Q4_K_M", "--n-gpu-layers", "16", "--json")
     js = json.loads(out)
     assert rc == 0 and js["fits"] and "kv_cache_tokens" not in js
+    assert js["host_bytes"] > 2 * 2**30  # half the layers stay in RAM
 
 
 @pytest.mark.parametrize("argv,needle", [

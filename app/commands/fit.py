@@ -90,6 +90,8 @@ def run(args) -> int:
     print(f"free           {res.free_bytes / gib:,.2f} GiB ({res.free_bytes / 1e9:,.2f} GB) per device")
     print(f"max batch      {res.max_batch:,}  at context {plan.context:,}")
     print(f"max context    {res.max_context:,}  at batch {plan.batch:,}")
+    if res.host_bytes is not None:
+        print(f"host RAM       {res.host_bytes / gib:,.2f} GiB (llama.cpp: token_embd, CPU layers, host buffers)")
     if res.kv_cache_tokens is not None:
         print(f"KV cache       {res.kv_cache_tokens:,} tokens")
         print(f"concurrency    {res.max_concurrency:.2f}x at {plan.context:,} tokens per request")
