@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from planner.breakdown import MemoryBreakdown
 from planner.errors import InputError
-from planner.formats import resolve_format, weight_components
+from planner.formats import format_notes, resolve_format, weight_components
 from planner.params import parameter_count
 from planner.spec import ModelSpec
 from planner.stored import StoredWeights
@@ -111,7 +111,7 @@ def estimate(spec: ModelSpec, plan: Plan = Plan(), stored: StoredWeights | None 
     """
     fmt = resolve_format(spec, plan.weights)
     comps = weight_components(spec, fmt)
-    assumptions: list[str] = [f"weights stored as {fmt.label}"]
+    assumptions: list[str] = [f"weights stored as {fmt.label}", *format_notes(spec, fmt)]
     if stored is not None and plan.weights == "auto" and plan.tp == 1:
         comps, assumptions = stored.components(), [stored.describe()]
     if spec.approximate:

@@ -566,6 +566,26 @@ _QSTATE_FORMULA = {
 }
 
 
+def format_notes(spec: ModelSpec, fmt: WeightFormat) -> tuple[str, ...]:
+    """Plain-language caveats of storing ``spec`` in ``fmt``, for a breakdown's assumptions."""
+    notes: list[str] = []
+    if fmt.kind in ("bnb", "fp8") and spec.family in LINEAR_SUBCLASS_FAMILIES:
+        notes.append(f"{spec.family}'s Linear layers subclass nn.Linear, which transformers' {fmt.kind} "
+                     "integration does not replace: weights stay unquantized")
+    if fmt.kind == "bnb" and any(t.role == "expert" for t in tensors(spec)):
+        notes.append("bitsandbytes quantizes nn.Linear only: transformers 5.x fused MoE expert weights "
+                     f"stay in {fmt.compute_dtype}")
+    if fmt.kind == "fp8" and spec.conv1d:
+        notes.append("GPT-2 Conv1D layers are not nn.Linear: transformers' FP8 integration leaves them unquantized")
+    if fmt.kind in ("gptq", "awq"):
+        notes.append(f"{fmt.kind.upper()} checkpoint layout (qweight, qzeros, fp16 scales"
+                     f"{', g_idx' if fmt.kind == 'gptq' else ''}); embeddings, norms and lm_head in float16")
+    if fmt.kind == "gguf":
+        notes.append("GGUF tensor types per tensor as llama-quantize assigns them without an importance matrix; "
+                     "tensor data only (the file header adds a few MB)")
+    return tuple(notes)
+
+
 def weight_bytes(spec: ModelSpec, fmt: WeightFormat) -> int:
     """Total bytes of all weights and their quantization state."""
     return sum(c.bytes for c in weight_components(spec, fmt))

@@ -268,3 +268,14 @@ def test_quantized_weights_never_exceed_16_bit(h, inter, layers, vocab, fmt_name
     spec = parse_config(dict(model_type="llama", hidden_size=h, intermediate_size=inter, num_hidden_layers=layers,
                              num_attention_heads=h // 64, vocab_size=vocab))
     assert weight_bytes(spec, weight_format(fmt_name)) <= weight_bytes(spec, weight_format("bf16"))
+
+
+def test_format_notes_flag_what_stays_unquantized():
+    from planner.formats import format_notes
+
+    moe = parse_config(dict(model_type="mixtral", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, vocab_size=100, num_local_experts=4,
+                            num_experts_per_tok=2))
+    assert any("MoE expert" in n for n in format_notes(moe, weight_format("bnb-nf4")))
+    assert not any("MoE expert" in n for n in format_notes(moe, weight_format("gptq-4bit-g128")))
+    assert not format_notes(parse_config(LLAMA), weight_format("bf16"))
