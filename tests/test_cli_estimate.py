@@ -42,6 +42,19 @@ def headroom(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=120)
 
 
+def in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """The same entry point in this process (cheaper than a subprocess; start-up cost is tested elsewhere)."""
+    from app.cli import main
+
+    capsys.readouterr()
+    try:
+        rc = main(list(args))
+    except SystemExit as e:  # argparse usage errors
+        rc = e.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out.out, out.err)
+
+
 def assert_one_line_error(r: subprocess.CompletedProcess, *fragments: str) -> None:
     assert r.returncode == 2, r.stderr
     assert r.stdout == ""
@@ -70,10 +83,10 @@ def test_json_for_a_catalog_model():
     assert isinstance(out["assumptions"], list) and out["assumptions"]
 
 
-def test_table_shows_gib_and_gb_groups_totals_and_assumptions():
+def test_table_shows_gib_and_gb_groups_totals_and_assumptions(capsys):
     r = headroom("estimate", "--model", "llama-3.1-8b")
     assert r.returncode == 0, r.stderr
-    out = json.loads(headroom("estimate", "--model", "llama-3.1-8b", "--json").stdout)
+    out = json.loads(in_process(capsys, "estimate", "--model", "llama-3.1-8b", "--json").stdout)
     lines = r.stdout.splitlines()
     header = next(line for line in lines if line.startswith("component"))
     assert "GiB" in header and "GB" in header
@@ -91,9 +104,9 @@ def test_table_shows_gib_and_gb_groups_totals_and_assumptions():
     assert len({m.end(2) for m in rows}) == 1 and len({m.end(3) for m in rows}) == 1
 
 
-def test_config_file(tmp_path):
+def test_config_file(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps(TINY))
-    r = headroom("estimate", "--config", str(tmp_path / "config.json"), "--json")
+    r = in_process(capsys, "estimate", "--config", str(tmp_path / "config.json"), "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["weights_bytes"] == 2 * out["parameters"]
@@ -108,14 +121,19 @@ def test_model_directory_uses_safetensors_header_bytes(tmp_path):
     assert out["weights_bytes"] == REAL_BYTES
     assert out["components"]["weights/quant_state"] == 4
     assert any("safetensors" in a for a in out["assumptions"])
-    table = headroom("estimate", "--config", str(tmp_path)).stdout
+
+
+def test_model_directory_table_names_the_source(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps(TINY))
+    save_file(TENSORS, str(tmp_path / "model.safetensors"))
+    table = in_process(capsys, "estimate", "--config", str(tmp_path)).stdout
     assert "safetensors header" in table
 
 
-def test_explicit_weight_format_ignores_stored_bytes(tmp_path):
+def test_explicit_weight_format_ignores_stored_bytes(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps(TINY))
     save_file(TENSORS, str(tmp_path / "model.safetensors"))
-    out = json.loads(headroom("estimate", "--config", str(tmp_path), "--weights", "fp32", "--json").stdout)
+    out = json.loads(in_process(capsys, "estimate", "--config", str(tmp_path), "--weights", "fp32", "--json").stdout)
     assert out["weights_bytes"] == 4 * out["parameters"]
 
 
@@ -140,8 +158,8 @@ def test_missing_file(tmp_path):
     assert_one_line_error(headroom("estimate", "--config", str(tmp_path / "nope.json")), "cannot read", "nope.json")
 
 
-def test_directory_without_config(tmp_path):
-    assert_one_line_error(headroom("estimate", "--config", str(tmp_path)), "has no config.json")
+def test_directory_without_config(tmp_path, capsys):
+    assert_one_line_error(in_process(capsys, "estimate", "--config", str(tmp_path)), "has no config.json")
 
 
 def test_invalid_json(tmp_path):
@@ -160,25 +178,29 @@ def test_unsupported_model_type(tmp_path):
                           "'not_a_model' is not supported", "--approximate")
 
 
-def test_corrupt_safetensors_in_directory(tmp_path):
+def test_corrupt_safetensors_in_directory(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps(TINY))
     (tmp_path / "model.safetensors").write_bytes(b"\x05\x00")
-    assert_one_line_error(headroom("estimate", "--config", str(tmp_path)), "model.safetensors",
+    assert_one_line_error(in_process(capsys, "estimate", "--config", str(tmp_path)), "model.safetensors",
                           "not a safetensors file")
 
 
+def test_negative_batch():
+    assert_one_line_error(headroom("estimate", "--model", "llama-3.1-8b", "--batch", "-3"),
+                          "--batch", "at least 1")
+
+
 @pytest.mark.parametrize("flag, value, fragment", [
-    ("--batch", "-3", "--batch"),
     ("--batch", "zero", "--batch"),
     ("--context", "0", "--context"),
     ("--engine", "tgi", "--engine"),
 ])
-def test_bad_plan_arguments(flag, value, fragment):
-    assert_one_line_error(headroom("estimate", "--model", "llama-3.1-8b", flag, value), fragment)
+def test_bad_plan_arguments(capsys, flag, value, fragment):
+    assert_one_line_error(in_process(capsys, "estimate", "--model", "llama-3.1-8b", flag, value), fragment)
 
 
-def test_no_model_source():
-    assert_one_line_error(headroom("estimate"), "--model", "--config", "--hub")
+def test_no_model_source(capsys):
+    assert_one_line_error(in_process(capsys, "estimate"), "--model", "--config", "--hub")
 
 
 def test_unknown_weight_format():
@@ -186,8 +208,9 @@ def test_unknown_weight_format():
                           "unknown weight format 'int3'")
 
 
-def test_revision_without_hub():
-    assert_one_line_error(headroom("estimate", "--model", "llama-3.1-8b", "--revision", "v1"), "--revision")
+def test_revision_without_hub(capsys):
+    assert_one_line_error(in_process(capsys, "estimate", "--model", "llama-3.1-8b", "--revision", "v1"),
+                          "--revision")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -217,12 +240,24 @@ def test_hub_gated_with_token(hub):
     assert json.loads(r.stdout)["parameters"] > 0
 
 
+@pytest.mark.parametrize("args, fragments", [
+    (("--hub", "org/missing"), ("no model repo 'org/missing'", "check the repo id")),
+    (("--hub", "org/gated"), ("gated", "set HF_TOKEN")),
+])
+def test_hub_errors(hub, args, fragments):
+    assert_one_line_error(headroom("estimate", *args, env=hub.env), *fragments)
+
+
 @pytest.mark.parametrize("args, env, fragments", [
-    (("--hub", "org/missing"), {}, ("no model repo 'org/missing'", "check the repo id")),
-    (("--hub", "org/gated"), {}, ("gated", "set HF_TOKEN")),
     (("--hub", "org/tiny", "--revision", "nope"), {}, ("no revision 'nope'",)),
     (("--hub", "not a repo"), {}, ("not a Hugging Face repo id",)),
     (("--hub", "org/tiny"), {"HF_ENDPOINT": "http://127.0.0.1:9"}, ("cannot reach the hub", "--config")),
 ])
-def test_hub_errors(hub, args, env, fragments):
-    assert_one_line_error(headroom("estimate", *args, env={**hub.env, **env}), *fragments)
+def test_more_hub_errors(hub, monkeypatch, capsys, args, env, fragments):
+    from app.hub import clear_cache
+
+    for k, v in {**hub.env, **env}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    clear_cache()
+    assert_one_line_error(in_process(capsys, "estimate", *args), *fragments)
