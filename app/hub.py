@@ -51,6 +51,10 @@ _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
+class HubUnavailable(SourceError):
+    """The hub (or the network, or the cache) could not provide a file; the message says what to do."""
+
+
 @dataclass(frozen=True)
 class HubModel:
     """What Headroom knows about one hub repo at one commit.
@@ -172,34 +176,34 @@ class _Fetch:
         self.notes: list[str] = []
 
     # -- errors
-    def _explain(self, e: BaseException, what: str) -> SourceError:
+    def _explain(self, e: BaseException, what: str) -> HubUnavailable:
         from huggingface_hub import errors as hf
 
         rid, rev = self.repo_id, self.revision or "main"
         local = "or use --config with a local copy of the model directory"
         if isinstance(e, hf.GatedRepoError):
             if self.token:
-                return SourceError(
+                return HubUnavailable(
                     f"{rid} is gated and your HF_TOKEN has no access: accept its license at "
                     f"https://huggingface.co/{rid} with the token's account, {local}"
                 )
-            return SourceError(f"{rid} is a gated repo: set HF_TOKEN to a token of an account that has "
+            return HubUnavailable(f"{rid} is a gated repo: set HF_TOKEN to a token of an account that has "
                                f"accepted its license, {local}")
         if isinstance(e, hf.RepositoryNotFoundError):
-            return SourceError(f"no model repo {rid!r} on the hub (or it is private): check the repo id, set "
+            return HubUnavailable(f"no model repo {rid!r} on the hub (or it is private): check the repo id, set "
                                f"HF_TOKEN for a private repo, {local}")
         if isinstance(e, hf.RevisionNotFoundError):
-            return SourceError(f"{rid} has no revision {rev!r}: check --revision (a branch, tag or commit sha)")
+            return HubUnavailable(f"{rid} has no revision {rev!r}: check --revision (a branch, tag or commit sha)")
         if isinstance(e, hf.RemoteEntryNotFoundError):
-            return SourceError(f"{rid} at {rev} has no {what}: is it a transformers model repo? "
+            return HubUnavailable(f"{rid} at {rev} has no {what}: is it a transformers model repo? "
                                f"Otherwise {local}")
         if isinstance(e, (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled)):
-            return SourceError(f"cannot reach the hub ({self.endpoint}) and {rid}'s {what} is not in the local "
+            return HubUnavailable(f"cannot reach the hub ({self.endpoint}) and {rid}'s {what} is not in the local "
                                f"cache ({self.cache_dir}): check the network and HF_HUB_OFFLINE, {local}")
         if isinstance(e, hf.HfHubHTTPError):
             status = getattr(getattr(e, "response", None), "status_code", None)
-            return SourceError(f"the hub answered HTTP {status} for {rid}'s {what}: try again later, {local}")
-        return SourceError(f"cannot reach the hub ({self.endpoint}) for {rid}'s {what} "
+            return HubUnavailable(f"the hub answered HTTP {status} for {rid}'s {what}: try again later, {local}")
+        return HubUnavailable(f"cannot reach the hub ({self.endpoint}) for {rid}'s {what} "
                            f"({type(e).__name__}): check the network, {local}")
 
     def _call(self, what: str, fn, *args, **kwargs):
@@ -288,9 +292,7 @@ class _Fetch:
             workers = min(8, len(files))
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 headers = list(pool.map(lambda f: self._header(f, rev), files))
-        except SourceError as e:
-            if "invalid safetensors header" in str(e) or "header is" in str(e):
-                raise
+        except HubUnavailable as e:  # malformed or oversized headers are errors, not notes
             self.notes.append(f"safetensors headers unavailable ({e}); weights computed from the config")
             return None
         self._remember_files(rev, files)
@@ -337,7 +339,7 @@ class _Fetch:
             if len(raw) <= self.max_header_bytes:
                 return parse_header(raw, source)
         if self.offline:
-            raise SourceError(f"offline and {source}'s header is not cached")
+            raise HubUnavailable(f"offline and {source}'s header is not cached")
         raw = self._call(filename, self._range_header, filename, rev, source)
         tensors = parse_header(raw, source)
         if p:

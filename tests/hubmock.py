@@ -41,6 +41,7 @@ class MockRepo:
     gated: bool = False
     tokens: tuple[str, ...] = ()  # tokens with access to a gated repo
     revisions: tuple[str, ...] = ("main",)
+    failing: tuple[str, ...] = ()  # files whose GET answers 503 (HEAD still works)
 
 
 @dataclass
@@ -50,13 +51,14 @@ class HubMock:
     auth_headers: list[str | None] = field(default_factory=list)
 
     def add_repo(self, repo_id: str, files: dict[str, bytes], *, gated: bool = False,
-                 tokens: tuple[str, ...] = (), revisions: tuple[str, ...] = ("main",)) -> str:
+                 tokens: tuple[str, ...] = (), revisions: tuple[str, ...] = ("main",),
+                 failing: tuple[str, ...] = ()) -> str:
         """Add a repo; returns its commit sha (derived from the content)."""
         h = hashlib.sha1(repo_id.encode())
         for name in sorted(files):
             h.update(name.encode() + hashlib.sha1(files[name]).digest())
         sha = h.hexdigest()
-        self.repos[repo_id] = MockRepo(dict(files), sha, gated, tokens, revisions)
+        self.repos[repo_id] = MockRepo(dict(files), sha, gated, tokens, revisions, failing)
         return sha
 
     # -- server lifecycle
@@ -142,6 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
             repo = self.hub.repos.get(m["repo"])
             if repo is None or repo.sha != m["sha"] or m["file"] not in repo.files:
                 return self._send(404, b"not found", head=head)
+            if m["file"] in repo.failing and not head:
+                return self._send(503, b"Service Unavailable", head=head)
             return self._file(repo.files[m["file"]], repo, head)
         if m := _API.match(path):
             repo = self.hub.repos.get(m["repo"])
@@ -168,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
         data = repo.files.get(m["file"])
         if data is None:
             return self._error(404, "EntryNotFound", "Entry not found", head)
+        if m["file"] in repo.failing and not head:
+            return self._send(503, b"Service Unavailable", head=head)
         etag = '"' + hashlib.sha256(data).hexdigest() + '"'
         if len(data) > LFS_THRESHOLD:  # LFS: redirect to the CDN with the linked etag and size
             return self._send(302, b"", {"Location": f"/cdn/{m['repo']}/{repo.sha}/{m['file']}",

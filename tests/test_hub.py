@@ -104,6 +104,14 @@ def test_repo_without_safetensors_has_no_stored_weights(hub):
     assert m.stored is None and m.notes == ()
 
 
+def test_unavailable_headers_fall_back_to_computed_weights_with_a_note(hub):
+    hub.add_repo("org/flaky", {"config.json": _config_bytes(), "model.safetensors": save(TENSORS)},
+                 failing=("model.safetensors",))
+    m = fetch_hub_model("org/flaky")
+    assert m.stored is None
+    assert len(m.notes) == 1 and "HTTP 503" in m.notes[0] and "weights computed" in m.notes[0]
+
+
 def test_missing_repo_says_check_the_repo_id(hub):
     with pytest.raises(SourceError, match="no model repo 'org/nope'.*check the repo id"):
         fetch_hub_model("org/nope")
