@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from math import ceil
 
 from planner.breakdown import Component
@@ -162,7 +163,7 @@ def _parse(name: str) -> WeightFormat | None:
             )
         if group == 0:
             raise InputError(f"group size must be positive or -1 (one group per column), got 0 in {name!r}")
-        g = "per column" if group == -1 else f"group {group}"
+        g = "per channel (group -1)" if group == -1 else f"group {group}"
         return WeightFormat(name, f"{method.upper()} {bits}-bit, {g}", "float16", kind=method, bits=bits,
                             group_size=group)
     m = _FP8_BLOCK.match(name)
@@ -422,7 +423,8 @@ def _use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def gguf_types(spec: ModelSpec, fmt: WeightFormat) -> list[tuple[TensorInfo, int | None, str]]:
+@lru_cache(maxsize=256)
+def gguf_types(spec: ModelSpec, fmt: WeightFormat) -> tuple[tuple[TensorInfo, int | None, str], ...]:
     """(tensor, layer or None, ggml type) for every stored copy, as llama-quantize assigns them.
 
     Follows ``llama_tensor_get_type`` / ``llama_tensor_get_type_impl`` / ``tensor_type_fallback`` of
@@ -531,15 +533,18 @@ def gguf_types(spec: ModelSpec, fmt: WeightFormat) -> list[tuple[TensorInfo, int
                     new = "Q4_K"
             new = _gguf_fallback(new, cols, name)
         out.append((t, layer, new))
-    return out
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Components
 
 
+@lru_cache(maxsize=1024)
 def weight_components(spec: ModelSpec, fmt: WeightFormat) -> tuple[Component, ...]:
-    """Bytes per ``weights/<component>``, plus ``weights/quant_state`` for quantized formats."""
+    """Bytes per ``weights/<component>``, plus ``weights/quant_state`` for quantized formats.
+
+    Cached: specs and formats are frozen, and sweeps ask for the same pair many times."""
     data: dict[str, int] = {t.component: 0 for t in tensors(spec)}  # model order
     qstate = 0
     if fmt.kind == "gguf":
