@@ -248,7 +248,6 @@ class _Fetch:
                 if meta.size is not None and meta.size > max_bytes:
                     raise SourceError(f"{self.repo_id}'s {filename} is {meta.size:,} bytes; at most "
                                       f"{max_bytes:,} bytes are accepted")
-                rev = sha or rev
             except (httpx2.TransportError, hf.OfflineModeIsEnabled):
                 # unreachable: serve the cached copy, if any (without huggingface_hub's ~25 s of retries)
                 local_only = True
@@ -259,9 +258,9 @@ class _Fetch:
         path = self._call(filename, hf_hub_download, self.repo_id, filename, revision=rev,
                           cache_dir=self.cache_dir, token=self.token, endpoint=self.endpoint,
                           etag_timeout=self.timeout_s, local_files_only=local_only)
-        if sha is None:  # served from cache: .../snapshots/<sha>/<filename>
-            parent = os.path.basename(os.path.dirname(path))
-            sha = parent if _SHA.match(parent) else None
+        # the cache layout is .../snapshots/<sha>/<filename>: the commit actually served (also offline)
+        parent = os.path.basename(os.path.dirname(path))
+        sha = parent if _SHA.match(parent) else sha
         size = os.path.getsize(path)
         if size > max_bytes:
             raise SourceError(f"{self.repo_id}'s {filename} is {size:,} bytes; at most {max_bytes:,} are accepted")

@@ -105,9 +105,16 @@ class StoredWeights:
 
     def describe(self) -> str:
         """One line for a breakdown's assumptions."""
-        dts = ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in self.dtype_bytes().items())
+        dts = ", ".join(f"{k} {_human(v)}" for k, v in self.dtype_bytes().items())
         return (f"weights as stored: {len(self.tensors):,} tensors in {len(self.files) or 1} safetensors "
                 f"file(s) from {self.source} ({dts})")
+
+
+def _human(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
 
 
 # ---------------------------------------------------------------------------------------------------------

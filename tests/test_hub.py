@@ -169,6 +169,23 @@ def test_cached_config_is_served_when_the_hub_is_down(hub, monkeypatch):
     assert m.sha == sha and m.stored.total_bytes == REAL_BYTES
 
 
+def test_offline_mode_serves_config_and_headers_from_the_caches(hub, monkeypatch):
+    hub.add_repo("org/tiny", {"config.json": _config_bytes(), "model.safetensors": save(TENSORS)})
+    online = fetch_hub_model("org/tiny")
+    clear_cache()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    n = len(hub.requests)
+    m = fetch_hub_model("org/tiny")
+    assert len(hub.requests) == n  # not one request
+    assert m.sha == online.sha and m.stored.total_bytes == REAL_BYTES
+
+
+def test_offline_mode_without_a_cached_copy(hub, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SourceError, match="not in the local cache.*HF_HUB_OFFLINE"):
+        fetch_hub_model("org/never-fetched")
+
+
 def test_oversize_config_is_refused_before_download(hub):
     hub.add_repo("org/huge", {"config.json": _config_bytes(padding="x" * 5000)})
     with pytest.raises(SourceError, match="config.json is .* bytes; at most 4,096"):
