@@ -14,10 +14,14 @@ Notation: B batch, C tokens processed per sequence (``context``), KV key/value h
   sliding layers (``StaticSlidingWindowLayer``: W, not W - 1).
 * KV dtypes: ``auto`` is the weights' compute dtype. ``fp8_e4m3``: ``QuantizedCache(backend="fp8")``
   stores float8_e4m3fn elements and one fp32 per-tensor scale for K and one for V per layer.
-  ``int4``/``int8``: ``QuantizedCache`` with the quanto (int4) / HQQ (int8) backend: tokens are
-  re-quantized in bulk whenever the full-precision residual reaches ``residual_length`` (128); the
-  packed data is bits/8 bytes per element plus one scale and one zero-point per group of
-  ``q_group_size`` (64) elements in the compute dtype. QuantizedCache supports full-attention layers only.
+  ``int4``/``int8``: ``QuantizedCache`` with the quanto backend for int4 (transformers' default
+  backend; quanto supports 2 and 4 bits only) and the HQQ backend for int8. Tokens are re-quantized in
+  bulk whenever the full-precision residual reaches ``residual_length`` (128), so after a prompt of P
+  tokens and C - P decode steps, (C - P) mod 128 tokens stay in the compute dtype. Quantized codes are
+  grouped ``q_group_size`` (64) elements along the flattened tensor (axis 0); quanto packs the
+  (groups, 64) uint8 codes two rows per byte (ceil(groups / 2) x 64 bytes), HQQ 8-bit stores one byte
+  per element; each group has one scale and one zero-point in the compute dtype. Checked against both
+  libraries (optimum-quanto 0.2.7, hqq 0.2.8). QuantizedCache supports full-attention layers only.
 
 Every function accepts ``batch`` and ``context`` as ints or numpy arrays and broadcasts (pvlib style):
 the same code serves one slider and a 100,000-point sweep.
@@ -79,10 +83,23 @@ def kv_heads_per_gpu(spec: ModelSpec, tp: int = 1) -> int:
     return max(-(-spec.num_kv_heads // max(int(tp), 1)), 1)
 
 
-def _per_token_elems(spec: ModelSpec, tp: int) -> dict[str, int]:
+def transformers_cached_heads(spec: ModelSpec) -> int:
+    """K/V heads transformers' cache holds per layer (before tensor parallelism).
+
+    Falcon with ``new_decoder_architecture`` (40B/180B, num_kv_heads > 1) broadcasts its K/V groups to
+    all attention heads before ``layer_past.update`` (modeling_falcon.py: ``num_kv_heads = self.num_heads
+    if self.new_decoder_architecture``), so transformers caches num_heads heads; vLLM caches the groups.
+    """
+    if spec.family == "falcon" and spec.num_kv_heads > 1:
+        return spec.num_heads
+    return spec.num_kv_heads
+
+
+def _per_token_elems(spec: ModelSpec, tp: int, transformers_layout: bool = False) -> dict[str, int]:
     """Cached elements per token per sequence, summed over the layers of each kind (K and V together)."""
     out = {k: 0 for k in KV_KINDS}
-    kv = kv_heads_per_gpu(spec, tp)
+    heads = transformers_cached_heads(spec) if transformers_layout else spec.num_kv_heads
+    kv = max(-(-heads // max(int(tp), 1)), 1)
     for kind in spec.layer_types:
         if kind in (FULL, SLIDING):
             out[kind] += 2 * kv * spec.head_dim
@@ -99,7 +116,7 @@ def kv_bytes_per_token(spec: ModelSpec, kv_dtype: str = "auto", *, weights_dtype
 
     Keys: ``full_attention``, ``sliding_attention``, ``mla`` (only kinds the model has). For int8/int4
     this is the packed data only (bits/8 per element, rounded up), without group scales; engines use it
-    for page arithmetic.
+    for page arithmetic, so the heads are the model's KV heads (not transformers' Falcon broadcast).
     """
     name = canonical_kv_dtype(kv_dtype, weights_dtype)
     elems = _per_token_elems(spec, tp)
@@ -158,7 +175,7 @@ def kv_cache_parts(spec: ModelSpec, batch, context, kv_dtype: str = "auto", *, w
     b = _as_int_array(batch, "batch")
     c = _as_int_array(context, "context")
     b, c = np.broadcast_arrays(b, c)
-    elems = _per_token_elems(spec, tp)
+    elems = _per_token_elems(spec, tp, transformers_layout=True)
     counts = _layer_counts(spec)
     parts: dict[str, np.ndarray] = {}
     quantized = name in _QUANT_BITS or name.startswith("fp8")
@@ -189,8 +206,13 @@ def kv_cache_parts(spec: ModelSpec, batch, context, kv_dtype: str = "auto", *, w
     quant_tokens = c - residual
     per_layer_elems = elems[FULL] // max(counts[FULL], 1) // 2  # K (or V) elements per token per layer
     n = b * quant_tokens * per_layer_elems  # elements of one quantized K (or V) tensor
-    data = -(-n * bits // 8)
     groups = -(-n // QUANT_GROUP_SIZE)
+    if bits == 4:
+        # quanto packs the (groups, group_size) uint8 codes two rows per byte: ceil(groups / 2) rows
+        data = -(-groups // 2) * QUANT_GROUP_SIZE
+    else:
+        # HQQ 8-bit: one uint8 per element
+        data = n
     L = counts[FULL]
     parts["full"] = 2 * L * (data + b * residual * per_layer_elems * rb)
     parts["quant_state"] = 2 * L * groups * 2 * rb  # scale + zero-point per group, compute dtype
