@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -231,15 +228,18 @@ def test_accelerate_snippet_builds_a_real_device_map_offline():
     """The max_memory map drives accelerate's real infer_auto_device_map on an empty (meta) model."""
     import transformers
 
-    from planner.catalog import catalog_config
-
-    s = _scenario(model="llama-3.2-1b", engine="transformers", tp=2, gpu="l4-24gb")
+    cfg = {"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 8, "num_attention_heads": 8,
+           "num_key_value_heads": 4, "intermediate_size": 1024, "vocab_size": 32000}
+    mem = 96 << 20  # two 96 MiB GPUs: the bf16 weights (about 42 MiB) fit, the plan's runtime shrinks the room
+    s = Scenario(ModelSource.from_config(cfg, hub_id="org/tiny-llama"),
+                 Plan(weights="bf16", engine="transformers", tp=2, batch=1, context=256, gpu_memory_bytes=mem),
+                 gpu=None, gpu_count=2)
     code = snippet("accelerate", s)
     ast.parse(code)
-    cfg = transformers.LlamaConfig(**{k: v for k, v in catalog_config("llama-3.2-1b").items()
-                                      if k not in ("architectures", "model_type")})
+    assert "model_id = 'org/tiny-llama'" in code
+    hf_cfg = transformers.LlamaConfig(**{k: v for k, v in cfg.items() if k != "model_type"})
     orig = transformers.AutoConfig.from_pretrained
-    transformers.AutoConfig.from_pretrained = lambda *a, **k: cfg
+    transformers.AutoConfig.from_pretrained = lambda *a, **k: hf_cfg
     try:
         ns: dict = {}
         exec(compile(code, "device_map.py", "exec"), ns)
@@ -247,19 +247,27 @@ def test_accelerate_snippet_builds_a_real_device_map_offline():
         transformers.AutoConfig.from_pretrained = orig
     devices = set(ns["device_map"].values())
     assert devices <= {0, 1}, devices  # everything placed on the two GPUs: nothing on cpu or disk
+    assert set(ns["max_memory"]) == {0, 1}
 
 
 # ---------------------------------------------------------------------------------------------------
 # Command line
 
 
-def _cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
-                          cwd=cwd or REPO, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+def _cli(capsys, *args):
+    """Run the ``headroom`` command line in this process (no interpreter start-up): rc, stdout, stderr."""
+    from types import SimpleNamespace
+
+    from app.cli import main
+
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=rc, stdout=out.out, stderr=out.err)
 
 
-def test_cli_export_prints_a_documented_vllm_command(tmp_path):
-    r = _cli("export", "--target", "vllm", "--model", "llama-3.1-70b", "--engine", "vllm", "--weights", "fp8",
+def test_cli_export_prints_a_documented_vllm_command(tmp_path, capsys):
+    r = _cli(capsys, "export", "--target", "vllm", "--model", "llama-3.1-70b", "--engine", "vllm", "--weights", "fp8",
              "--context", "32768", "--batch", "16", "--tp", "2", "--gpu", "h200-sxm-141gb")
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if not ln.startswith("#")]
@@ -267,20 +275,20 @@ def test_cli_export_prints_a_documented_vllm_command(tmp_path):
     seen = check_argv("vllm", argv)
     assert seen["--quantization"] == "fp8" and seen["--tensor-parallel-size"] == "2"
     # --scenario FILE reproduces the same command
-    r2 = _cli("export", "--target", "scenario", "--model", "llama-3.1-70b", "--engine", "vllm", "--weights", "fp8",
+    r2 = _cli(capsys, "export", "--target", "scenario", "--model", "llama-3.1-70b", "--engine", "vllm", "--weights", "fp8",
               "--context", "32768", "--batch", "16", "--tp", "2", "--gpu", "h200-sxm-141gb",
               "--out", str(tmp_path / "s.json"))
     assert r2.returncode == 0, r2.stderr
-    r3 = _cli("export", "--target", "vllm", "--scenario", str(tmp_path / "s.json"))
+    r3 = _cli(capsys, "export", "--target", "vllm", "--scenario", str(tmp_path / "s.json"))
     assert r3.returncode == 0 and r3.stdout == r.stdout
 
 
-def test_cli_export_bad_input_is_one_line_not_a_traceback(tmp_path):
-    r = _cli("export", "--target", "tgi", "--model", "llama-3.1-8b", "--weights", "gguf-Q4_K_M")
+def test_cli_export_bad_input_is_one_line_not_a_traceback(tmp_path, capsys):
+    r = _cli(capsys, "export", "--target", "tgi", "--model", "llama-3.1-8b", "--weights", "gguf-Q4_K_M")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "GGUF" in r.stderr
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema_version": 99}')
-    r = _cli("export", "--target", "vllm", "--scenario", str(bad))
+    r = _cli(capsys, "export", "--target", "vllm", "--scenario", str(bad))
     assert r.returncode == 2 and "newer Headroom" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -5,9 +5,6 @@ configuration carries a reason."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from itertools import product
 from pathlib import Path
 
@@ -189,25 +186,32 @@ def test_cost_needs_prices_and_prices_parse(spec8b):
 # Command line (the issue's done-when)
 
 
-def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=180, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+def _cli(capsys, *args):
+    """Run the ``headroom`` command line in this process (no interpreter start-up): rc, stdout, stderr."""
+    from types import SimpleNamespace
+
+    from app.cli import main
+
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=rc, stdout=out.out, stderr=out.err)
 
 
-def test_cli_recommend_ranks_the_catalog_with_reasons_and_exports_the_best():
+def test_cli_recommend_ranks_the_catalog_with_reasons_and_exports_the_best(capsys):
     args = ["recommend", "--model", "llama-3.1-70b", "--context", "32768", "--concurrency", "16", "--engine", "vllm"]
-    r = _cli(*args)
+    r = _cli(capsys, *args)
     assert r.returncode == 0, r.stderr
     assert "objective: fewest GPUs" in r.stdout and "Rejected:" in r.stdout and "needs " in r.stdout
     assert "% over" in r.stdout
-    j = _cli(*args, "--json", "--top", "3")
+    j = _cli(capsys, *args, "--json", "--top", "3")
     data = json.loads(j.stdout)
     assert len(data["feasible"]) == 3 and data["rejected"]
     best = data["feasible"][0]
     assert best["feasible"] and best["free_bytes_per_gpu"] >= 0 and best["max_concurrency"] >= 16
     # the suggested export command prints a vLLM command whose flags are all documented
     cmd = data["export_command"].split()[1:]
-    e = _cli(*cmd)
+    e = _cli(capsys, *cmd)
     assert e.returncode == 0, e.stderr
     from tests.test_export import check_argv
 
@@ -217,8 +221,8 @@ def test_cli_recommend_ranks_the_catalog_with_reasons_and_exports_the_best():
     assert seen["--tensor-parallel-size"] == str(best["count"]) and seen["--max-model-len"] == "32768"
 
 
-def test_cli_recommend_bad_price_is_one_line():
-    r = _cli("recommend", "--model", "llama-3.1-8b", "--price", "h100=cheap")
+def test_cli_recommend_bad_price_is_one_line(capsys):
+    r = _cli(capsys, "recommend", "--model", "llama-3.1-8b", "--price", "h100=cheap")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "h100=cheap" in r.stderr
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -103,17 +101,19 @@ def test_html_is_self_contained(scenario):
     assert "Plotly" in page and len(page) > 1_000_000  # plotly.js inline
 
 
-def test_cli_report_writes_each_format(tmp_path):
+def test_cli_report_writes_each_format(tmp_path, capsys):
+    from app.cli import main
+
     for ext in ("html", "md", "csv"):
         out = tmp_path / f"r.{ext}"
-        r = subprocess.run([sys.executable, "-m", "app.cli", "report", "--out", str(out), "--model", "llama-3.1-8b",
-                            "--engine", "vllm", "--gpu", "l4-24gb", "--context", "8192", "--batch", "4"],
-                           capture_output=True, text=True, cwd=REPO, timeout=180)
-        assert r.returncode == 0, r.stderr
+        rc = main(["report", "--out", str(out), "--model", "llama-3.1-8b", "--engine", "vllm", "--gpu", "l4-24gb",
+                   "--context", "8192", "--batch", "4"])
+        assert rc == 0, capsys.readouterr().err
         assert out.stat().st_size > 0
-    r = subprocess.run([sys.executable, "-m", "app.cli", "report", "--out", str(tmp_path / "r.pdf"),
-                        "--model", "llama-3.1-8b"], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert r.returncode == 2 and "Traceback" not in r.stderr and ".html" in r.stderr
+    capsys.readouterr()
+    rc = main(["report", "--out", str(tmp_path / "r.pdf"), "--model", "llama-3.1-8b"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and ".html" in err
 
 
 @pytest.mark.browser
