@@ -317,6 +317,8 @@ def vllm_request_needs(spec: ModelSpec, layout, group_kinds, batched: int, max_m
 
 
 def _vllm_check(spec: ModelSpec, plan) -> None:
+    if plan.device == "cpu":
+        raise InputError("vLLM's CPU backend is not modelled; for CPU use the llamacpp or transformers engine")
     if plan.gpu_memory_bytes is None:
         raise InputError("the vllm engine reserves a fraction of the GPU's memory: give the GPU "
                          "(--gpu NAME or --memory-gib X)")

@@ -58,6 +58,11 @@ def vllm_plan_with_blocks(spec, num_blocks, **kw):
 # ------------------------------------------------------------------------------------------------ vLLM
 
 
+def test_vllm_on_cpu_is_refused_with_a_pointer():
+    with pytest.raises(InputError, match="llamacpp"):
+        vllm_capacity(tiny(), Plan(engine="vllm", device="cpu", gpu_memory_bytes=H100))
+
+
 def test_vllm_needs_the_gpu_memory():
     with pytest.raises(InputError, match="--gpu"):
         vllm_capacity(tiny(), Plan(engine="vllm"))
