@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import time
 
 import pytest
 import torch
@@ -158,6 +160,17 @@ def test_server_down_says_check_the_network(hub, monkeypatch):
     with pytest.raises(SourceError, match="cannot reach the hub.*use --config with a local copy"):
         fetch_hub_model("org/tiny", timeout_s=2)
     hub.start()  # the fixture stops it again
+
+
+def test_stalled_server_times_out(hub, monkeypatch):
+    with socket.socket() as s:  # accepts connections (backlog) and never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
+        t0 = time.monotonic()
+        with pytest.raises(SourceError, match="cannot reach the hub"):
+            fetch_hub_model("org/tiny", timeout_s=0.5)
+        assert time.monotonic() - t0 < 10
 
 
 def test_cached_config_is_served_when_the_hub_is_down(hub, monkeypatch):
