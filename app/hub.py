@@ -59,7 +59,7 @@ class HubUnavailable(SourceError):
 class HubModel:
     """What Headroom knows about one hub repo at one commit.
 
-    ``config_text`` is the repo's config.json (use :attr:`config` for a fresh dict, :meth:`spec` to parse).
+    ``config_text`` is the repo's config.json (:meth:`config` gives a fresh dict, :meth:`spec` parses it).
     ``stored`` is None when the repo has no safetensors files (or their headers could not be fetched;
     ``notes`` then says why). ``sha`` is the resolved commit (None only when served from an old cache).
     """
@@ -71,12 +71,12 @@ class HubModel:
     stored: StoredWeights | None
     notes: tuple[str, ...] = field(default=())
 
-    @property
     def config(self) -> dict[str, Any]:
+        """The config.json as a fresh dict (callers may change it freely)."""
         return json.loads(self.config_text)
 
     def spec(self, approximate: bool = False) -> ModelSpec:
-        return parse_config(self.config, approximate=approximate, name=self.repo_id)
+        return parse_config(self.config(), approximate=approximate, name=self.repo_id)
 
 
 def validate_repo_id(repo_id: object) -> str:

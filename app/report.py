@@ -365,7 +365,7 @@ def model_source_for(r, session=None) -> ModelSource:
         from app.hub import fetch_hub_model
 
         m = fetch_hub_model(inputs.hub)
-        return ModelSource.from_config(m.config, hub_id=inputs.hub, approximate=approximate)
+        return ModelSource.from_config(m.config(), hub_id=inputs.hub, approximate=approximate)
     text = None
     if inputs.source == "path":
         path = inputs.path

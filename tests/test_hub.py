@@ -60,7 +60,7 @@ def test_single_file_header_bytes_equal_real_tensor_bytes(hub):
     sha = hub.add_repo("org/tiny", {"config.json": _config_bytes(), "model.safetensors": save(TENSORS)})
     m = fetch_hub_model("org/tiny")
     assert isinstance(m, HubModel) and m.sha == sha and m.repo_id == "org/tiny"
-    assert m.config["hidden_size"] == 64
+    assert m.config()["hidden_size"] == 64
     assert m.stored is not None and m.stored.files == ("model.safetensors",)
     assert m.stored.total_bytes == REAL_BYTES
     got = {t.name: t.nbytes for t in m.stored.tensors}
