@@ -113,8 +113,9 @@ class Option:
     """One enumerated configuration and the verdict on it. Byte figures are per GPU.
 
     ``needed_bytes``: what the plan needs on each GPU; ``budget_bytes``: what it may use there (vLLM:
-    ``gpu_memory_utilization`` x memory); ``free_bytes``: budget minus need (negative: over). For vLLM the
-    need counts the KV cache of ``concurrency`` requests at full context, not the pool vLLM reserves.
+    ``gpu_memory_utilization`` x memory); ``free_bytes``: budget minus need (negative: over), the same
+    number :func:`planner.fit.fit` reports. For vLLM the need counts the KV cache of ``concurrency``
+    requests at full context, not the pool vLLM reserves, and free is what they leave unused in the pool.
     ``max_concurrency``: requests at the full context that fit (``None`` when it does not fit at all).
     """
 
@@ -298,6 +299,7 @@ class _Verdict:
     breakdown: MemoryBreakdown | None
     needed: int
     budget: int
+    free: int
     kv: int
     max_concurrency: int | None
     kv_cache_tokens: int | None
@@ -351,10 +353,12 @@ def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, g
         per_request = cap.blocks_per_request * cap.page_bytes * cap.layers_per_group
         kv = conc * per_request
         budget = cap.budget_bytes
-        max_conc = cap.max_requests if cap.available_kv_bytes > 0 else 0
+        max_conc = cap.max_requests if cap.fits else 0
         tokens = cap.kv_cache_tokens
-        fits = cap.fits and cap.max_concurrency >= conc
+        fits = cap.fits and cap.max_requests >= conc  # as planner.fit: vLLM starts and the pool holds them
         left = cap.available_kv_bytes
+        # free = what the requests leave unused in the pool vLLM allocates (planner.fit's free_bytes)
+        free = cap.kv_pool_bytes - kv if cap.available_kv_bytes > 0 else cap.available_kv_bytes
     else:
         if plan.engine == "llamacpp":
             b = _llamacpp_gpu(spec, replace(plan, tp=1, gpu_memory_bytes=None))
@@ -373,6 +377,7 @@ def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, g
         else:
             max_conc, tokens = None, None
         fits = rest + kv <= budget
+        free = budget - rest - kv
     needed = rest + kv
     reason = ""
     if not fits:
@@ -388,7 +393,7 @@ def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, g
         else:
             reason = (f"KV cache {100 * (kv / left - 1):.0f} % over: {conc} x {ctx:,} tokens need "
                       f"{_gib(kv)} per GPU, {_gib(left)} left")
-    return _Verdict(fits, b, needed, budget, kv, max_conc, tokens, reason)
+    return _Verdict(fits, b, needed, budget, free, kv, max_conc, tokens, reason)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -452,7 +457,7 @@ def recommend(spec: ModelSpec, workload: Workload, gpus: Sequence[GPUOption], ob
                     bd = v.breakdown if v.breakdown is not None or not v.fits else option_breakdown(spec, plan)
                     group.append(Option(
                         weights, kv_dtype, gpu, n, plan, v.fits, v.reason, bd, v.needed, v.budget,
-                        v.budget - v.needed, v.kv, v.max_concurrency, v.kv_cache_tokens, True))
+                        v.free, v.kv, v.max_concurrency, v.kv_cache_tokens, True))
                 fit_counts = [o.count for o in group if o.feasible]
                 first = min(fit_counts) if fit_counts else None
                 for o in group:

@@ -14,6 +14,7 @@ from planner.catalog import catalog_spec
 from planner.engines import llamacpp_memory, vllm_capacity
 from planner.errors import InputError
 from planner.estimate import Plan, estimate
+from planner.fit import fit, fits_at
 from planner.recommend import (
     OBJECTIVES,
     GPUOption,
@@ -38,27 +39,27 @@ SMALL_GPUS = (
 
 
 def independent_fit(spec, w: Workload, weights, kv, gpu: GPUOption, n: int):
-    """The planner's own arithmetic, called directly: (fits, free bytes per GPU, max concurrency)."""
+    """The planner's own fit predicate (planner.fit.fits_at): (fits, free bytes per GPU, max concurrency).
+
+    ``None`` for GPU counts vLLM refuses (its tensor-parallel rule, restated here). Free bytes and the
+    concurrency are recomputed from the engines' capacity plan, as planner.fit.fit defines them.
+    """
+    plan = Plan(weights=weights, kv_dtype=kv, batch=w.concurrency, context=w.context, engine=w.engine, tp=n,
+                gpu_memory_bytes=gpu.memory_bytes, gpu_memory_utilization=w.gpu_memory_utilization,
+                max_num_seqs=w.concurrency)
     if w.engine == "vllm":
         heads, kvh = spec.num_heads, spec.num_kv_heads
         if heads % n or (kvh % n if n <= kvh else n % kvh):  # vLLM's tensor-parallel rule
             return None
-        plan = Plan(weights=weights, kv_dtype=kv, batch=w.concurrency, context=w.context, engine="vllm", tp=n,
-                    gpu_memory_bytes=gpu.memory_bytes, gpu_memory_utilization=w.gpu_memory_utilization,
-                    max_num_seqs=w.concurrency)
         cap = vllm_capacity(spec, plan)
-        per_request = cap.blocks_per_request * cap.page_bytes * cap.layers_per_group
-        free = cap.available_kv_bytes - w.concurrency * per_request
-        return cap.fits and cap.max_concurrency >= w.concurrency, free, cap.max_requests
-    plan = Plan(weights=weights, kv_dtype=kv, batch=w.concurrency, context=w.context, engine=w.engine, tp=n,
-                gpu_memory_bytes=gpu.memory_bytes)
+        need = w.concurrency * cap.blocks_per_request * cap.page_bytes * cap.layers_per_group
+        free = cap.kv_pool_bytes - need if cap.available_kv_bytes > 0 else cap.available_kv_bytes
+        return fits_at(spec, plan, gpu.memory_bytes, n), free, cap.max_requests if cap.fits else 0
     if w.engine == "llamacpp":
-        from dataclasses import replace
-
-        total = -(-llamacpp_memory(spec, replace(plan, tp=1, gpu_memory_bytes=None)).gpu.total_bytes // n)
-    else:
-        total = estimate(spec, plan).total_bytes
-    return total <= gpu.memory_bytes, gpu.memory_bytes - total, None
+        total = llamacpp_memory(spec, plan).gpu.total_bytes
+        return fits_at(spec, plan, gpu.memory_bytes, n), gpu.memory_bytes - -(-total // n), None
+    total = estimate(spec, plan).total_bytes
+    return fits_at(spec, plan, gpu.memory_bytes, n), gpu.memory_bytes - total, None
 
 
 def brute_force(spec, w: Workload, gpus):
@@ -91,6 +92,11 @@ def test_every_returned_configuration_fits_by_the_planners_arithmetic(spec8b):
             assert fits, o.label
             assert o.free_bytes == free and o.free_bytes >= 0
             assert o.breakdown is not None and o.breakdown.total_bytes > 0
+        best = r.best
+        f = fit(spec8b, best.plan, best.gpu.memory_bytes, best.count)
+        assert f.fits and f.free_bytes == best.free_bytes, (w.engine, f.free_bytes, best.free_bytes)
+        if w.engine == "vllm":
+            assert f.max_batch == best.max_concurrency
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
