@@ -83,6 +83,7 @@ class ReportData:
     gpu_title: str
     gpu_memory_bytes: int | None
     fits: bool | None
+    fit: object | None  # planner.fit.FitResult on the chosen GPU(s)
     comparison: tuple[Option, ...]  # best (fewest) count of each GPU that fits, sorted by count then cost
     misfits: tuple[Option, ...]
     launch: str
@@ -123,10 +124,16 @@ def build_report(s: Scenario, prices: dict[str, float] | None = None) -> ReportD
         from planner.gpus import find_gpu
 
         title = find_gpu(s.gpu).title
-    fits = None
+    fit_result = None
     if mem:
-        limit = mem * s.plan.gpu_memory_utilization if s.plan.engine == "vllm" else mem
-        fits = b.total_bytes <= limit
+        from planner.fit import fit
+
+        gpus = s.gpu_count if s.plan.engine == "llamacpp" else s.plan.tp
+        try:
+            fit_result = fit(spec, s.plan, mem, gpus)
+        except HeadroomError:
+            fit_result = None
+    fits = fit_result.fits if fit_result is not None else None
     comp, misfits = _comparison(s, spec, prices or {})
     target = {"vllm": "vllm", "llamacpp": "llamacpp"}.get(s.plan.engine, "transformers")
     try:
@@ -135,7 +142,7 @@ def build_report(s: Scenario, prices: dict[str, float] | None = None) -> ReportD
         launch = f"# not available: {e}\n"
     return ReportData(
         scenario=s, model_name=s.model.display_name, parameters=b.parameters, breakdown=b, gpu_title=title,
-        gpu_memory_bytes=mem, fits=fits, comparison=comp, misfits=misfits, launch=launch,
+        gpu_memory_bytes=mem, fits=fits, fit=fit_result, comparison=comp, misfits=misfits, launch=launch,
         launch_language="python" if target == "transformers" else "bash",
         link=planner_link(s), created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
@@ -164,12 +171,18 @@ def _total_text(d: ReportData) -> str:
 
 
 def _verdict(d: ReportData) -> str:
-    if d.fits is None:
-        return "no GPU chosen"
-    per = " per GPU" if d.scenario.plan.tp > 1 else ""
-    free = (d.gpu_memory_bytes or 0) - d.breakdown.total_bytes
-    word = "fits" if d.fits else "does not fit"
-    return f"{word} on {d.gpu_title}{per}: {free / GIB:,.2f} GiB free of {d.gpu_memory_bytes / GIB:,.2f} GiB"
+    """One line from planner.fit: fits or not, free memory, largest batch and context that fit."""
+    if d.fit is None:
+        return "no GPU chosen" if d.gpu_memory_bytes is None else "fit not available for this plan"
+    f = d.fit
+    n = d.scenario.gpu_count
+    where = f"{n} x {d.gpu_title}" if n > 1 else d.gpu_title
+    word = "fits" if f.fits else "does not fit"
+    out = (f"{word} on {where}: {f.free_bytes / GIB:,.2f} GiB free per GPU; largest batch at this context "
+           f"{f.max_batch:,}, largest context at this batch {f.max_context:,} tokens")
+    if f.kv_cache_tokens is not None:
+        out += f"; vLLM KV cache {f.kv_cache_tokens:,} tokens, {f.max_concurrency:.2f}x concurrency"
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
