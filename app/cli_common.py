@@ -50,6 +50,9 @@ class ModelSource:
 def _read_config(path: str, approximate: bool) -> ModelSpec:
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_CONFIG_BYTES:
+                raise SourceError(f"{path} is {size:,} bytes; a model config is at most {MAX_CONFIG_BYTES:,} bytes")
             text = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise SourceError(f"cannot read {path}: {e.strerror or e}") from None

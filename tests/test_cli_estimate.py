@@ -167,6 +167,12 @@ def test_invalid_json(tmp_path):
     assert_one_line_error(headroom("estimate", "--config", str(tmp_path / "config.json")), "not valid JSON")
 
 
+def test_oversized_config(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({**TINY, "pad": "x" * (1 << 20)}))
+    assert_one_line_error(in_process(capsys, "estimate", "--config", str(tmp_path / "config.json")),
+                          "a model config is at most 1,048,576 bytes")
+
+
 def test_config_not_an_object(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2, 3]")
     assert_one_line_error(headroom("estimate", "--config", str(tmp_path / "config.json")), "JSON object")
