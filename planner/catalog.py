@@ -1,7 +1,10 @@
 """The bundled model catalog (``assets/models/``): friendly names -> config.json, no network needed.
 
-``assets/models/index.json`` lists each entry's friendly name, title, hub id and provenance; the config
-itself is the model's published ``config.json``, unchanged.
+``assets/models/index.json`` lists each entry's friendly name, title, hub id, provenance and
+``reference_parameters`` (the transformers meta-device parameter count). The config is either the model's
+published ``config.json`` (from shared/reference/model-configs) or, for models whose geometry equals a
+transformers default config, ``ConfigClass().to_dict()`` with the published values of the few fields where
+the default differs (listed in the provenance).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class CatalogEntry:
     hub_id: str
     file: str
     provenance: str
+    reference_parameters: int | None = None  # transformers' meta-device count, pinned in tests
 
 
 @lru_cache(maxsize=1)
@@ -31,7 +35,8 @@ def catalog() -> dict[str, CatalogEntry]:
     """Friendly name -> entry, in index order."""
     index = json.loads((ASSETS / "models" / "index.json").read_text())
     return {
-        m["name"]: CatalogEntry(m["name"], m["title"], m["hub_id"], m["file"], m["provenance"])
+        m["name"]: CatalogEntry(m["name"], m["title"], m["hub_id"], m["file"], m["provenance"],
+                                m.get("reference_parameters"))
         for m in index["models"]
     }
 
