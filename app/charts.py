@@ -77,8 +77,9 @@ def stacked_bar(b: MemoryBreakdown, unit: str = "GiB", capacity_bytes: int | Non
         fig.add_vline(x=scale(capacity_bytes, unit), line_dash="dash", line_color="#c92a2a",
                       annotation_text=f"GPU memory {fmt_bytes(capacity_bytes, unit)}",
                       annotation_position="top")
-    fig.update_layout(barmode="stack", height=230, margin=dict(l=10, r=10, t=40, b=10), title=title or None,
-                      xaxis_title=unit, legend=dict(orientation="h", y=-0.35), yaxis=dict(visible=False))
+    fig.update_layout(barmode="stack", height=max(260, 22 * len(merged) + 60), margin=dict(l=10, r=10, t=40, b=10),
+                      title=title or None, xaxis_title=unit, legend=dict(traceorder="normal"),
+                      yaxis=dict(visible=False))
     return fig
 
 

@@ -21,11 +21,11 @@ from app.app_pages import common  # noqa: E402
 
 
 def pages(policy: hosted.Policy) -> list:
-    return [st.Page(os.path.join("app_pages", p.file), title=p.title, url_path=p.url_path, icon=p.icon,
+    return [st.Page(os.path.join("app_pages", p.file), title=p.title, url_path=p.url_path,
                     default=p.default) for p in common.nav_pages(policy)]
 
 
-st.set_page_config(page_title="Headroom: LLM memory planner", page_icon=":material/memory:", layout="wide")
+st.set_page_config(page_title="Headroom: LLM memory planner", layout="wide")  # no page_icon: it would be fetched from a CDN
 policy = hosted.policy()
 nav = st.navigation(pages(policy))
 if policy.hosted:

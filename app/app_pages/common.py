@@ -66,20 +66,20 @@ class NavPage:
     file: str
     title: str
     url_path: str
-    icon: str
     local_only: bool = False  # hidden in hosted mode
     default: bool = False
 
 
-#: Every page, in menu order. Pages built by other work (Recommend, Profile, Export) appear when present.
+#: Every page, in menu order. No icons: a material icon becomes the favicon, fetched from a CDN.
+#: Pages built by other work (Recommend, Profile, Export) appear when present.
 PAGES = (
-    NavPage("plan.py", "Plan", "plan", ":material/calculate:", default=True),
-    NavPage("explore.py", "Explore", "explore", ":material/monitoring:"),
-    NavPage("compare.py", "Compare GPUs", "compare", ":material/compare_arrows:"),
-    NavPage("recommend.py", "Recommend", "recommend", ":material/recommend:"),
-    NavPage("profile.py", "Profile", "profile", ":material/speed:", local_only=True),
-    NavPage("export.py", "Export", "export", ":material/ios_share:"),
-    NavPage("assumptions.py", "Assumptions", "assumptions", ":material/menu_book:"),
+    NavPage("plan.py", "Plan", "plan", default=True),
+    NavPage("explore.py", "Explore", "explore"),
+    NavPage("compare.py", "Compare GPUs", "compare"),
+    NavPage("recommend.py", "Recommend", "recommend"),
+    NavPage("profile.py", "Profile", "profile", local_only=True),
+    NavPage("export.py", "Export", "export"),
+    NavPage("assumptions.py", "Assumptions", "assumptions"),
 )
 
 
