@@ -279,6 +279,8 @@ def _llamacpp(c: _Ctx) -> tuple[list[str], list[str]]:
     if c.count > 1:
         argv += ["--split-mode", "layer", "--tensor-split", ",".join(["1"] * c.count)]
     argv += ["--host", "127.0.0.1", "--port", "8080"]
+    notes.append(f"-m: the path of your GGUF file ({c.fmt.variant if c.fmt.kind == 'gguf' else 'converted'} "
+                 "weights, e.g. from a -GGUF repository on the hub)")
     notes.append(f"-c is shared by the -np slots: {slots} x {c.plan.context:,} = {n_ctx:,} tokens")
     if c.plan.n_gpu_layers is None:
         notes.append(f"-ngl {ngl}: all {c.spec.num_layers} layers plus the output layer on the GPU")
