@@ -139,9 +139,15 @@ def weight_formats() -> dict[str, str]:
     return out
 
 
-def kv_dtypes() -> tuple[str, ...]:
-    mod = _optional("planner.kv_cache")
-    return tuple(getattr(mod, "KV_DTYPES", ("auto",)))
+def kv_dtypes(engine: str | None = None) -> tuple[str, ...]:
+    """KV-cache dtypes an engine accepts (llama.cpp has its own cache types); all of them for ``None``."""
+    general = tuple(getattr(_optional("planner.kv_cache"), "KV_DTYPES", ("auto",)))
+    llama = ("auto", *getattr(_optional("planner.engines"), "LLAMACPP_KV_TYPES", {}))
+    if engine == "llamacpp":
+        return llama
+    if engine is not None:
+        return general
+    return tuple(dict.fromkeys(general + llama))
 
 
 def choices(policy: hosted.Policy) -> state.Choices:
@@ -452,9 +458,6 @@ def sidebar(policy: hosted.Policy) -> Resolved:
         st.session_state[KEYS["weights"]] = d.weights
     sb.selectbox("Weight format", list(fmts), key=KEYS["weights"], format_func=lambda n: f"{n}: {fmts[n]}"
                  if n != "auto" else fmts[n])
-    _ensure(KEYS["kv_dtype"], d.kv_dtype)
-    sb.selectbox("KV-cache dtype", ch.kv_dtypes, key=KEYS["kv_dtype"],
-                 help="auto = the weights' compute dtype")
     c1, c2 = sb.columns(2)
     _ensure(KEYS["batch"], d.batch)
     c1.number_input("Batch", min_value=1, max_value=1 << 20, step=1, key=KEYS["batch"])
@@ -468,6 +471,12 @@ def sidebar(policy: hosted.Policy) -> Resolved:
     sb.header("Engine")
     _ensure(KEYS["engine"], d.engine)
     engine = sb.selectbox("Engine", ENGINES, key=KEYS["engine"])
+    kv_options = kv_dtypes(engine)
+    _ensure(KEYS["kv_dtype"], d.kv_dtype)
+    if st.session_state[KEYS["kv_dtype"]] not in kv_options:
+        st.session_state[KEYS["kv_dtype"]] = d.kv_dtype
+    sb.selectbox("KV-cache dtype", kv_options, key=KEYS["kv_dtype"],
+                 help="auto = the weights' compute dtype (llama.cpp: f16)")
     _ensure(KEYS["attention"], d.attention)
     sb.selectbox("Attention", ATTENTIONS, key=KEYS["attention"])
     if engine == "transformers":
