@@ -51,10 +51,10 @@ def planner_link(s: Scenario, base: str | None = None) -> str:
     }
     if s.model.catalog:
         values["source"] = "catalog"
-    elif s.model.config_json is not None:
-        values["source"] = "hub" if s.model.hub_id and not s.model.config_json else "upload"
+    elif s.model.hub_id:
+        values["source"] = "hub"  # the planner fetches the config again from the hub
     else:
-        values["source"] = "hub"
+        values["source"] = "upload"
     if s.gpu is None and s.plan.gpu_memory_bytes:
         values["gpu"] = "custom"
         values["gpu_gib"] = round(s.plan.gpu_memory_bytes / GIB, 3)

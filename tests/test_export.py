@@ -336,3 +336,22 @@ def test_export_page_shows_each_target_and_offers_the_downloads():
     at.text_input(key="hr_exp_title").set_value("capacity plan").run()
     assert not at.exception
     assert "capacity plan" in [c.value for c in at.code][0]
+
+
+def test_export_page_embeds_an_uploaded_config_in_the_scenario():
+    from streamlit.testing.v1 import AppTest
+
+    from app import state
+    from planner.catalog import catalog_config
+
+    cfg = catalog_config("llama-3.2-1b")
+    at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120)
+    at.query_params["src"] = "upload"
+    at.query_params["config"] = state.encode_config(cfg)
+    at.run()
+    at.switch_page("app_pages/export.py").run()
+    at.selectbox(key="hr_exp_target").set_value("scenario").run()
+    assert not at.exception, [e.value for e in at.exception]
+    s = loads(next(c.value for c in at.code if c.value.startswith("{")))
+    assert s.model.catalog is None and s.model.config() == cfg
+    assert s.spec().num_layers == cfg["num_hidden_layers"]

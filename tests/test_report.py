@@ -160,3 +160,13 @@ def test_report_of_an_embedded_config_scenario(tmp_path):
                  gpu="l4-24gb")
     md = render_report(loads(dumps(s)), "md")
     assert "Headroom report: tiny" in md and "fits on NVIDIA L4 24GB" in md
+
+
+def test_link_of_a_hub_model_names_the_repo():
+    from urllib.parse import parse_qs, urlparse
+
+    cfg = {"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
+           "num_key_value_heads": 4, "intermediate_size": 512, "vocab_size": 32000}
+    s = Scenario(ModelSource.from_config(cfg, hub_id="org/tiny"), Plan(weights="bf16"))
+    q = {k: v[-1] for k, v in parse_qs(urlparse(planner_link(s, "https://h.example")).query).items()}
+    assert q["src"] == "hub" and q["hub"] == "org/tiny"
