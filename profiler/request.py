@@ -55,8 +55,8 @@ class Point:
 class ProfileRequest:
     """A profile run. ``source`` is a catalog name, a config.json path, a hub id or a checkpoint directory
     depending on ``source_kind``. ``synthetic``: random weights built from the config (no download); else
-    the checkpoint's own safetensors (``source_kind == "checkpoint"`` only). ``timeout_s`` bounds the load
-    and each point separately. ``points`` are kept in ascending size (see :attr:`Point.size`).
+    the checkpoint's own safetensors (``source_kind == "checkpoint"`` only). ``timeout_s`` bounds each
+    point, ``load_timeout_s`` (default: ``timeout_s``) the model load. ``points`` are kept in ascending size (see :attr:`Point.size`).
 
     Test and safety knobs: ``cpu_memory_limit_bytes`` caps the address space each point may add to the
     worker (RLIMIT_AS, reset before every point), so a point that needs more raises an allocation error,
@@ -72,6 +72,7 @@ class ProfileRequest:
     attention: str = "sdpa"
     points: tuple[Point, ...] = (Point(1, 128, 0),)
     timeout_s: float = 600.0
+    load_timeout_s: float | None = None  # None: timeout_s
     seed: int = 0
     sample_interval_s: float = 0.2
     cpu_memory_limit_bytes: int | None = None
@@ -105,12 +106,16 @@ class ProfileRequest:
         ordered = tuple(sorted(dict.fromkeys(self.points), key=lambda p: p.size))
         if ordered != self.points:
             object.__setattr__(self, "points", ordered)  # normalization of a frozen value, not a default
-        t = self.timeout_s
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 < t <= 86400:
-            raise InputError(f"timeout must be a number of seconds from 1 to 86,400, got {t!r}")
+        for t in (self.timeout_s, self.load_timeout_s if self.load_timeout_s is not None else 1):
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 < t <= 86400:
+                raise InputError(f"timeout must be a number of seconds up to 86,400, got {t!r}")
         lim = self.cpu_memory_limit_bytes
         if lim is not None and (not isinstance(lim, int) or isinstance(lim, bool) or lim < 1):
             raise InputError(f"memory limit must be a positive number of bytes, got {lim!r}")
+
+    @property
+    def load_timeout(self) -> float:
+        return self.timeout_s if self.load_timeout_s is None else self.load_timeout_s
 
     @property
     def device_kind(self) -> str:

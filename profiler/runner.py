@@ -175,7 +175,7 @@ def run_profile(request: ProfileRequest, *, store: Store | None = None, db_path=
         while next_index < n and not cancel.is_set():
             worker = _Worker({"request": request.to_json(), "config": config, "start": next_index})
             loaded = False
-            deadline = time.monotonic() + request.timeout_s
+            deadline = time.monotonic() + request.load_timeout
             failure: tuple[str, str] | None = None  # (status, error) that ends this worker
             try:
                 while True:
@@ -185,7 +185,8 @@ def run_profile(request: ProfileRequest, *, store: Store | None = None, db_path=
                     if time.monotonic() > deadline:
                         worker.kill()
                         what = f"point {next_index}" if loaded else "model load"
-                        failure = ("timeout", f"{what} took longer than {request.timeout_s:g} s; "
+                        limit = request.timeout_s if loaded else request.load_timeout
+                        failure = ("timeout", f"{what} took longer than {limit:g} s; "
                                               f"worker killed. stderr tail:\n{worker.stderr_tail()}")
                         break
                     try:
@@ -207,7 +208,8 @@ def run_profile(request: ProfileRequest, *, store: Store | None = None, db_path=
                         if time.monotonic() - last_flush > SAMPLE_FLUSH_S:
                             flush()
                         continue
-                    deadline = time.monotonic() + request.timeout_s
+                    deadline = time.monotonic() + (request.timeout_s if loaded or kind == "loaded"
+                                                   else request.load_timeout)
                     if on_event:
                         on_event(msg)
                     if kind == "hello":

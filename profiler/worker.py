@@ -274,6 +274,18 @@ def measure_point(model, device, point, sampler, nvml, index: int, seed: int) ->
     return measured
 
 
+def _warm_up(model, device) -> None:
+    """One 4-token forward after the load figures are taken, so lazy initialization (thread pools, kernel
+    selection, allocator arenas, bitsandbytes' CPU repacking) is not charged to the first point."""
+    import torch
+    from transformers import DynamicCache
+
+    with torch.inference_mode():
+        ids = torch.zeros((1, 4), dtype=torch.long, device=device)
+        model(input_ids=ids, past_key_values=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
+    _free(device)
+
+
 def _set_memory_limit(limit: int) -> None:
     """RLIMIT_AS = current VmSize + ``limit``, set before each point: a point that needs more new address
     space than ``limit`` fails with ENOMEM, recorded ``oom`` (test and safety knob, Linux)."""
@@ -293,9 +305,7 @@ def run(message: dict, emit) -> None:
     """Do the work of one request message, emitting protocol lines."""
     import torch
 
-    from profiler.accounting import model_bytes
-    from profiler.models import build_model
-    from profiler.samplers import Nvml, proc_status, torch_device_memory
+    from profiler.samplers import Nvml
 
     req = ProfileRequest.from_json(message["request"])
     config = message["config"]
@@ -311,6 +321,17 @@ def run(message: dict, emit) -> None:
     emit({"type": "hello", "facts": device_facts(device, nvml)})
     sampler = Sampler(emit, device, nvml, req.sample_interval_s)
     sampler.start()
+    try:
+        _run_points(req, config, start, device, nvml, sampler, emit)
+    finally:
+        sampler.stop.set()
+
+
+def _run_points(req, config, start, device, nvml, sampler, emit) -> None:
+    from profiler.accounting import model_bytes
+    from profiler.models import build_model
+    from profiler.samplers import proc_status, torch_device_memory
+
     sampler.mark("load")
     before_load = proc_status()
     t0 = time.perf_counter()
@@ -342,6 +363,13 @@ def run(message: dict, emit) -> None:
     weight_tensors = acct["parameters_bytes"] + acct["quant_state_bytes"] + acct["buffers_bytes"]
     if device.type == "cpu":
         load["runtime_overhead_bytes"] = max((after.get("rss_bytes") or 0) - weight_tensors, 0)
+    try:
+        _warm_up(model, device)
+    except BaseException as e:  # noqa: BLE001
+        emit({"type": "load_failed", "status": "oom" if is_oom(e) else "crashed",
+              "error": f"warm-up forward failed: {type(e).__name__}: {e}"[:2000]})
+        return
+    load["warm_rss_bytes"] = proc_status().get("rss_bytes")
     emit({"type": "loaded", "load": load})
 
     for index in range(start, len(req.points)):
@@ -371,7 +399,6 @@ def run(message: dict, emit) -> None:
             emit({"type": "point", "index": index, "status": failure[0], "measured": None, "error": failure[1]})
         sampler.mark("idle", index)
         _free(device)
-    sampler.stop.set()
 
 
 def main() -> int:

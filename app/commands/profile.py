@@ -26,8 +26,9 @@ def register(sub) -> None:
     p.add_argument("--synthetic", action="store_true",
                    help="random weights built from the config (implied except with --checkpoint)")
     p.add_argument("--device", default="cpu", help=DEVICES_HELP)
-    p.add_argument("--weights", default="bf16",
-                   help="fp32, bf16, fp16, bnb-int8, bnb-nf4, bnb-nf4-dq, bnb-fp4, bnb-fp4-dq (default bf16)")
+    p.add_argument("--weights", default="auto",
+                   help="fp32, bf16, fp16, bnb-int8, bnb-nf4, bnb-nf4-dq, bnb-fp4, bnb-fp4-dq (default auto: "
+                        "bf16 on a GPU, fp32 on the CPU, where bf16 matmuls are slow without AVX512-BF16/AMX)")
     p.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
     p.add_argument("--context", default="128",
                    help="comma-separated prompt lengths in tokens; each point then decodes --new-tokens more, "
@@ -53,7 +54,10 @@ def request_from_args(args):
     synthetic = args.synthetic or kind != "checkpoint"
     points = grid(parse_int_list(args.batch, "--batch"), parse_int_list(args.context, "--context"),
                   args.new_tokens)
-    return ProfileRequest(source=source, source_kind=kind, synthetic=synthetic, weights=args.weights,
+    weights = args.weights
+    if weights == "auto":
+        weights = "fp32" if args.device == "cpu" else "bf16"
+    return ProfileRequest(source=source, source_kind=kind, synthetic=synthetic, weights=weights,
                           device=args.device, attention=args.attention, points=points,
                           timeout_s=args.timeout, label=args.label)
 
