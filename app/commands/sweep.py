@@ -8,11 +8,12 @@ import sys
 from app.cli_common import add_model_args, positive_int, source_from_args
 from app.commands.fit import add_device_args, device_from_args, engine_extra
 from planner.estimate import ATTENTIONS, CACHES, ENGINES, MODES, Plan
-from planner.sweep import MAX_POINTS, sweep
 
 
 def int_list(text: str) -> list[int]:
     """``1,2,4`` or ``start:stop:step`` (stop included) or a mix: ``1,2,1024:8192:1024``."""
+    from planner.sweep import MAX_POINTS  # pandas: imported only when sweep runs (CLI start-up stays light)
+
     out: list[int] = []
     try:
         for part in text.replace("_", "").split(","):
@@ -68,6 +69,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from planner.sweep import sweep
+
     src = source_from_args(args)
     device_bytes, gpus, _label = device_from_args(args)
     extra = engine_extra(args, device_bytes)
