@@ -80,6 +80,21 @@ def _breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
         return estimate(spec, plan)  # e.g. vLLM without a GPU size: weights and runtime without the pool
 
 
+def _fit_line(c: _Ctx) -> str:
+    """planner.fit's verdict on the chosen GPUs (the same numbers as ``headroom fit`` and the reports)."""
+    from planner.fit import fit
+
+    gpus = c.s.gpu_count if c.plan.engine == "llamacpp" else c.plan.tp
+    try:
+        f = fit(c.spec, c.plan, c.gpu_bytes, gpus)
+    except InputError as e:
+        return f"fit: not available ({e})"
+    word = "fits" if f.fits else "DOES NOT FIT"
+    what = "left unused in the KV pool" if c.plan.engine == "vllm" else "free"
+    return (f"{word}: {_gib(f.free_bytes)} {what} per GPU; largest batch at this context {f.max_batch:,}, "
+            f"largest context at this batch {f.max_context:,} tokens")
+
+
 def _engine_lines(c: _Ctx) -> list[str]:
     """What the engine itself will report at startup, as the planner predicts it."""
     plan = c.plan
@@ -119,8 +134,7 @@ def _header(c: _Ctx, target: str, prefix: str = "# ") -> list[str]:
         f"activations {_gib(b.activations_bytes)}, overhead {_gib(b.overhead_bytes)}; total {_gib(b.total_bytes)}",
     ]
     if c.gpu_bytes:
-        free = c.gpu_bytes - b.total_bytes
-        lines.append(f"free {per}: {_gib(free)} of {_gib(c.gpu_bytes)}")
+        lines.append(_fit_line(c))
     lines += _engine_lines(c)
     if c.s.title:
         lines.insert(0, c.s.title)

@@ -138,6 +138,11 @@ def test_snippets_are_annotated_with_the_plans_numbers():
         assert total in text, target
         assert "2 x h200-sxm-141gb" in text
     assert "vLLM should log: GPU KV cache size" in snippet("vllm", s)
+    from planner.fit import fit
+
+    f = fit(s.spec(), s.plan, s.gpu_memory_bytes(), 2)
+    assert (f"fits: {f.free_bytes / GIB:,.2f} GiB left unused in the KV pool per GPU; largest batch at this context "
+            f"{f.max_batch:,}, largest context at this batch {f.max_context:,} tokens") in snippet("vllm", s)
 
 
 def test_snippets_collects_every_target_or_its_reason():
