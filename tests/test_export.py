@@ -141,7 +141,8 @@ def test_snippets_are_annotated_with_the_plans_numbers():
     from planner.fit import fit
 
     f = fit(s.spec(), s.plan, s.gpu_memory_bytes(), 2)
-    assert (f"fits: {f.free_bytes / GIB:,.2f} GiB left unused in the KV pool per GPU; largest batch at this context "
+    word = "fits" if f.fits else "DOES NOT FIT"
+    assert (f"{word}: {f.free_bytes / GIB:,.2f} GiB left unused in the KV pool per GPU; largest batch at this context "
             f"{f.max_batch:,}, largest context at this batch {f.max_context:,} tokens") in snippet("vllm", s)
 
 
