@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import charts, hosted
 from app.app_pages import common
-from planner.catalog import catalog_config, catalog_spec
+from planner.catalog import catalog_spec
 from planner.estimate import Plan, estimate
 from planner.gpus import find_gpu
 
@@ -52,24 +52,39 @@ def test_hosted_app_shows_the_banner_and_refuses_local_paths(monkeypatch):
     assert not at.exception
     assert any("Hosted planner" in i.value for i in at.info)
     assert "Local path" not in at.radio(key="hr_source").options
-    assert any("local paths are disabled" in w.value for w in at.sidebar.warning)
+    assert any("local paths are disabled" in w.value for w in at.sidebar.error)
     h100 = find_gpu("h100-sxm-80gb").memory_bytes
     b = estimate(catalog_spec("llama-3.1-8b"), Plan(weights="bf16", gpu_memory_bytes=h100))
     assert {m.label: m.value for m in at.metric}["Total"] == charts.fmt_bytes(b.total_bytes, "GiB")
 
 
-def test_local_app_offers_local_paths(monkeypatch, tmp_path):
+def test_local_app_reads_a_local_checkpoint_with_its_safetensors_headers(monkeypatch, tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from planner.spec import parse_config
+    from planner.stored import read_model_dir
+
     monkeypatch.delenv("HEADROOM_MODE", raising=False)
-    cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps(catalog_config("llama-3.2-1b")))
+    cfg = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 256, "torch_dtype": "float16"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    save_file({"model.embed_tokens.weight": np.zeros((256, 64), np.float16),
+               "model.layers.0.mlp.up_proj.weight": np.zeros((128, 64), np.float32)},
+              str(tmp_path / "model.safetensors"))
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["src"] = "path"
     at.query_params["path"] = str(tmp_path)
+    at.query_params["weights"] = "auto"
     at.run()
     assert not at.exception and not at.info
     assert "Local path" in at.radio(key="hr_source").options
-    b = estimate(catalog_spec("llama-3.2-1b"), Plan(weights="bf16", gpu_memory_bytes=find_gpu("h100-sxm-80gb").memory_bytes))
-    assert {m.label: m.value for m in at.metric}["Total"] == charts.fmt_bytes(b.total_bytes, "GiB")
+    h100 = find_gpu("h100-sxm-80gb").memory_bytes
+    b = estimate(parse_config(cfg), Plan(weights="auto", gpu_memory_bytes=h100), read_model_dir(tmp_path))
+    table = next(d.value for d in at.dataframe if {"component", "bytes", "share"} <= set(d.value.columns))
+    assert dict(zip(table["component"], table["bytes"], strict=True)) == b.as_dict()  # exact bytes
+    assert b.as_dict()["weights/embeddings"] == 256 * 64 * 2  # as stored (float16), not recomputed
+    assert any("safetensors" in a for a in b.assumptions)
 
 
 # The core install has no torch, transformers, bitsandbytes or accelerate: block them and run every page.

@@ -104,7 +104,7 @@ def test_changing_widgets_changes_the_numbers_and_the_link():
 def test_a_bad_link_shows_what_is_wrong_and_keeps_the_defaults():
     at = run_app({"batch": "-3", "weights": "int3", "gremlins": "1", "context": "4096"})
     assert_clean(at)
-    warnings = " ".join(w.value for w in at.sidebar.warning)
+    warnings = " ".join(w.value for w in at.sidebar.error)
     assert "batch must be from 1" in warnings and "unknown weight format" in warnings and "gremlins" in warnings
     exp = expected(catalog_spec("llama-3.1-8b"), context=4096)
     assert shown(at, exp) == exp

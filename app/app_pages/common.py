@@ -173,7 +173,8 @@ class Resolved:
     spec: ModelSpec | None = None
     plan: Plan | None = None
     breakdown: MemoryBreakdown | None = None
-    stored: object | None = None  # planner.stored.StoredWeights from the hub, when available
+    stored: object | None = None  # planner.stored.StoredWeights (hub or local safetensors headers)
+    stored_key: str = ""  # cache key of ``stored`` (hashing 100k tensors on every call would be slow)
     gpu_label: str = ""
     gpu_bytes: int = 0  # memory of ONE GPU
     gpus: int = 1
@@ -219,11 +220,16 @@ def cached_estimate(spec: ModelSpec, plan: Plan, _stored=None, stored_key: str =
 
 def estimate_for(r: Resolved, plan: Plan) -> MemoryBreakdown:
     """Estimate another plan for the current model (sweeps, GPU comparisons)."""
-    return cached_estimate(r.spec, plan, r.stored, _stored_key(r.stored))
+    return cached_estimate(r.spec, plan, r.stored, r.stored_key)
 
 
 def _stored_key(stored) -> str:
-    return "" if stored is None else f"{id(stored)}:{getattr(stored, 'total_bytes', '')}"
+    if stored is None:
+        return ""
+    try:
+        return f"{hash(stored):x}:{stored.total_bytes}"
+    except TypeError:
+        return f"id{id(stored)}"
 
 
 def _read_local(path: str) -> tuple[bytes, str]:
@@ -261,7 +267,16 @@ def _model(inputs: Inputs, policy: hosted.Policy, config_text: str | None, confi
         if not inputs.path.strip():
             raise SourceError("enter the path of a config.json or a model directory")
         text, name = _read_local(inputs.path)
-        return name, _parse_text(text, inputs.approximate, name), None, ()
+        spec = _parse_text(text, inputs.approximate, name)
+        stored, notes = None, ()
+        root = os.path.expanduser(inputs.path.strip())
+        if os.path.isdir(root):  # a local checkpoint: its safetensors headers give the exact stored bytes
+            read_model_dir = getattr(_optional("planner.stored"), "read_model_dir", None)
+            try:
+                stored = read_model_dir(root) if read_model_dir else None
+            except HeadroomError as e:
+                notes = (f"safetensors headers not used: {e}",)
+        return name, spec, stored, notes
     # upload / paste
     if not config_text:
         if inputs.upload:
@@ -300,10 +315,12 @@ def resolve(inputs: Inputs, policy: hosted.Policy, config_text: str | None = Non
         return replace(base, error=f"Model: {e}")
     try:
         plan = make_plan(inputs, gpu_bytes)
-        b = cached_estimate(spec, plan, stored, _stored_key(stored))
+        key = _stored_key(stored)
+        b = cached_estimate(spec, plan, stored, key)
     except HeadroomError as e:
         return replace(base, model_label=label, spec=spec, error=f"Plan: {e}")
-    return replace(base, model_label=label, spec=spec, plan=plan, breakdown=b, stored=stored, notes=notes)
+    return replace(base, model_label=label, spec=spec, plan=plan, breakdown=b, stored=stored, stored_key=key,
+                   notes=notes)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -415,7 +432,7 @@ def sidebar(policy: hosted.Policy) -> Resolved:
     _init_from_link(policy, ch)
     sb = st.sidebar
     for msg in st.session_state.get("hr__link_errors", []):
-        sb.warning(f"Link: {msg}")
+        sb.error(f"Link: {msg}")
 
     d = state.DEFAULTS
     _ensure(KEYS["unit"], d.unit)
