@@ -285,7 +285,7 @@ def _quantization(r: _Reader) -> QuantSpec | None:
     if method == "fp8":
         block = q.get("weight_block_size")
         if block is not None:
-            if not (isinstance(block, list) and len(block) == 2 and all(isinstance(b, int) and b > 0 for b in block)):
+            if not (isinstance(block, list) and len(block) == 2 and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)):
                 raise ConfigError("must be two positive integers", "quantization_config.weight_block_size")
             return QuantSpec("fp8", bits=8, block_size=(block[0], block[1]))
         return QuantSpec("fp8", bits=8)
