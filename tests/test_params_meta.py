@@ -51,7 +51,7 @@ def _check_layer_types(cfg: dict) -> None:
     hf_types, hf_windows = hf_layer_types(cfg)
     ours = tuple("full_attention" if t == "mla" else t for t in spec.layer_types)
     assert ours == hf_types
-    for t, w in zip(spec.layer_types, hf_windows):
+    for t, w in zip(spec.layer_types, hf_windows, strict=True):
         assert w == (spec.sliding_window if t == SLIDING else None)
 
 

@@ -52,9 +52,9 @@ def test_absent_kv_heads_and_head_dim_take_the_class_defaults(model_type):
 
 @pytest.mark.parametrize("model_type", sorted(set(supported_model_types()) - {"gemma3"}))
 def test_absent_tie_word_embeddings_takes_the_class_default(model_type):
-    from tests._configs import hf_config, random_config
-
     import random
+
+    from tests._configs import hf_config, random_config
 
     cfg = random_config(model_type, random.Random(7))
     cfg.pop("tie_word_embeddings", None)
@@ -84,9 +84,9 @@ def test_tied_embeddings_by_family_default(model_type, expected):
 ])
 def test_attribute_map_aliases_give_the_same_spec(model_type, canonical, alias, value):
     """Each transformers attribute_map alias parses to the same spec as the canonical field."""
-    from tests._configs import random_config
-
     import random
+
+    from tests._configs import random_config
 
     base = random_config(model_type, random.Random(3))
     for k in list(canonical) + list(alias):
