@@ -139,3 +139,13 @@ def test_hosted_app_runs_every_page_with_only_the_core_install(tmp_path):
     h100 = find_gpu("h100-sxm-80gb").memory_bytes
     b = estimate(catalog_spec("llama-3.1-8b"), Plan(weights="bf16", gpu_memory_bytes=h100))
     assert out["pages"]["plan.py"]["metrics"]["Total"] == charts.fmt_bytes(b.total_bytes, "GiB")
+
+
+def test_the_container_installs_only_the_core_and_runs_hosted():
+    text = open(os.path.join(REPO, "Dockerfile")).read()
+    assert "HEADROOM_MODE=hosted" in text
+    assert "pip install . " in text or text.rstrip().endswith("pip install .") or "pip install . &&" in text
+    assert "[profile]" not in text.split("# The core install only")[1] and "torch" not in text.lower()
+    for path in ("planner", "app", "assets", ".streamlit", "pyproject.toml"):  # everything the app reads
+        assert f"COPY {path}" in text, path
+    assert '"app/streamlit_app.py"' in text

@@ -65,6 +65,12 @@ Notation: *h* hidden size, *L* layers, *V* vocabulary, *H* attention heads, *KV*
 | Units | GiB = 2³⁰ bytes (nvidia-smi, PyTorch); GB = 10⁹ bytes (vendor marketing) | — |
 """)
 
+st.header("Constants")
+st.caption("Every numeric constant in the planner, with the note that documents it in the source.")
+constants = common.planner_constants()
+if constants:
+    st.dataframe(pd.DataFrame(constants), hide_index=True, key="as_constants")
+
 st.header("Weight formats")
 st.dataframe(pd.DataFrame([{"format": n, "label": label} for n, label in common.weight_formats().items()]),
              hide_index=True, key="as_formats")

@@ -771,3 +771,43 @@ def compare_gpus(r: Resolved, max_gpus: int, prices: dict[str, float], all_count
     df["_cost"] = df["cost_per_hour"].fillna(float("inf"))
     df = df.sort_values(["fits", "_cost", "_total_mem", "gpus"], ascending=[False, True, True, True])
     return df.drop(columns=["_total_mem", "_cost"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The planner's documented constants (Assumptions page)
+
+PLANNER_MODULES = ("planner.overhead", "planner.engines", "planner.kv_cache", "planner.activations",
+                   "planner.estimate", "planner.fit", "planner.formats", "planner.spec")
+
+
+@st.cache_data(show_spinner=False)
+def planner_constants() -> list[dict]:
+    """Every module-level UPPER_CASE number in the planner, with the ``#:`` comment that documents it."""
+    import re
+
+    rows = []
+    pattern = re.compile(r"^([A-Z][A-Z0-9_]*)\s*(?::[^=]*)?=\s*(.+?)\s*(?:#\s*(.*))?$")
+    for name in PLANNER_MODULES:
+        mod = _optional(name)
+        if mod is None or not getattr(mod, "__file__", None):
+            continue
+        try:
+            with open(mod.__file__, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        doc: list[str] = []
+        for line in lines:
+            if line.startswith("#:"):
+                doc.append(line[2:].strip())
+                continue
+            m = pattern.match(line)
+            if m:
+                value = getattr(mod, m.group(1), None)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    note = " ".join(doc) or (m.group(3) or "")
+                    rows.append({"module": name, "constant": m.group(1), "value": value, "expression": m.group(2),
+                                 "what and where from": note})
+            doc = [] if not line.startswith("#:") else doc
+        rows.sort(key=lambda r: (PLANNER_MODULES.index(r["module"]), r["constant"]))
+    return rows
