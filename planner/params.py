@@ -227,3 +227,19 @@ def parameter_components(spec: ModelSpec) -> dict[str, int]:
     for t in tensors(spec):
         comps[t.component] = comps.get(t.component, 0) + t.numel
     return comps
+
+
+def active_parameter_count(spec: ModelSpec) -> int:
+    """Parameters used per token: everything except the routed experts a token is not sent to.
+
+    Routed expert tensors count ``experts_per_token / num_experts`` of their elements; shared experts,
+    routers, attention, embeddings and the output head count fully. Equals :func:`parameter_count` for
+    dense models.
+    """
+    total = 0
+    for t in tensors(spec):
+        if t.role == "expert" and spec.moe is not None and spec.moe.num_experts:
+            total += t.numel_each // spec.moe.num_experts * spec.moe.experts_per_token * t.count
+        else:
+            total += t.numel
+    return total

@@ -229,3 +229,34 @@ def test_gemma3_multimodal_counts_language_model_and_says_vision_is_not_counted(
 
 def test_assets_dir_exists():
     assert Path(ASSETS, "models", "index.json").is_file()
+
+
+@pytest.mark.parametrize("name, published_billions, digits", [
+    # Mistral AI, "Mixtral of experts" (2023-12-11): 46.7B total parameters, 12.9B used per token
+    ("mixtral-8x7b", 12.9, 1),
+    # Qwen team, "Qwen1.5-MoE: Matching 7B Model Performance with 1/3 Activated Parameters" (2024-03-28):
+    # 14.3B total, 2.7B activated
+    ("qwen1.5-moe-a2.7b", 2.7, 1),
+])
+def test_active_parameters_match_published_figures(name, published_billions, digits):
+    from planner.params import active_parameter_count
+
+    spec = catalog_spec(name)
+    assert round(active_parameter_count(spec) / 1e9, digits) == published_billions
+
+
+def test_active_parameters_equal_total_for_dense_models():
+    from planner.params import active_parameter_count
+
+    spec = catalog_spec("llama-3.1-8b")
+    assert active_parameter_count(spec) == parameter_count(spec)
+
+
+def test_active_parameters_count_top_k_experts_per_layer():
+    from planner.params import active_parameter_count
+
+    cfg = _random("mixtral", 1)
+    spec = parse_config(cfg)
+    e, k = spec.moe.num_experts, spec.moe.experts_per_token
+    experts = sum(t.numel for t in tensors(spec) if t.role == "expert")
+    assert active_parameter_count(spec) == parameter_count(spec) - experts + experts // e * k
