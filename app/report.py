@@ -377,10 +377,17 @@ def model_source_for(r, session=None) -> ModelSource:
     if inputs.source == "hub":
         from app.hub import fetch_hub_model
 
-        m = fetch_hub_model(inputs.hub)
+        policy = getattr(r, "policy", None)
+        limits = {} if policy is None else dict(  # hosted mode: the same limits the sidebar used
+            max_config_bytes=policy.hub_max_config_bytes, max_header_bytes=policy.hub_max_header_bytes,
+            timeout_s=policy.hub_timeout_s)
+        m = fetch_hub_model(inputs.hub, **limits)
         return ModelSource.from_config(m.config(), hub_id=inputs.hub, approximate=approximate)
     text = None
     if inputs.source == "path":
+        policy = getattr(r, "policy", None)
+        if policy is not None and not policy.allow_local_paths:
+            raise InputError("local paths are disabled in hosted mode; upload the config.json instead")
         path = inputs.path
         if os.path.isdir(path):
             path = os.path.join(path, "config.json")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.report import build_report, planner_link, render_report
+from planner.errors import InputError
 from planner.estimate import Plan
 from planner.export import _breakdown
 from planner.gpus import find_gpu
@@ -170,3 +171,32 @@ def test_link_of_a_hub_model_names_the_repo():
     s = Scenario(ModelSource.from_config(cfg, hub_id="org/tiny"), Plan(weights="bf16"))
     q = {k: v[-1] for k, v in parse_qs(urlparse(planner_link(s, "https://h.example")).query).items()}
     assert q["src"] == "hub" and q["hub"] == "org/tiny"
+
+
+def test_app_hub_model_is_embedded_with_the_hosted_limits(monkeypatch):
+    """The Export page's scenario of a hub model: config fetched with the policy's limits, then embedded."""
+    from types import SimpleNamespace
+
+    import app.hub
+    from app import hosted
+    from app.report import scenario_for
+
+    cfg = {"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8,
+           "num_key_value_heads": 4, "intermediate_size": 512, "vocab_size": 32000}
+    seen = {}
+
+    def fake_fetch(repo_id, revision=None, **limits):
+        seen.update(limits, repo_id=repo_id)
+        return SimpleNamespace(config=lambda: cfg, repo_id=repo_id)
+
+    monkeypatch.setattr(app.hub, "fetch_hub_model", fake_fetch)
+    policy = hosted.Policy(hosted=True, allow_profile=False, allow_local_paths=False, hub_max_config_bytes=1234)
+    inputs = SimpleNamespace(source="hub", hub="org/tiny", approximate=False, gpu="l4-24gb")
+    r = SimpleNamespace(inputs=inputs, policy=policy, plan=Plan(weights="bf16"), gpus=1, gpu_label="")
+    s = scenario_for(r)
+    assert seen["repo_id"] == "org/tiny" and seen["max_config_bytes"] == 1234
+    assert s.model.hub_id == "org/tiny" and s.model.config() == cfg and s.gpu == "l4-24gb"
+    assert loads(dumps(s)) == s
+    with pytest.raises(InputError, match="hosted mode"):
+        scenario_for(SimpleNamespace(inputs=SimpleNamespace(source="path", path="/etc", approximate=False, gpu=""),
+                                     policy=policy, plan=Plan(), gpus=1, gpu_label=""))
