@@ -122,12 +122,8 @@ def test_installed_entry_point_runs_fit_and_reports_errors_without_traceback():
     assert p.returncode == 2 and "Traceback" not in p.stderr and "not in the catalog" in p.stderr
 
 
-def test_sweep_command_does_not_import_pandas_until_it_runs_and_agrees_on_limits():
+def test_sweep_command_does_not_import_pandas_until_it_runs():
     code = ("import sys; from app.cli import build_parser; build_parser(); "
             "print('pandas' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "False", r.stderr
-    from app.commands import sweep as cmd
-    from planner import sweep as mod
-
-    assert cmd.MAX_POINTS == mod.MAX_POINTS

@@ -78,8 +78,6 @@ def run(args) -> int:
         extra["gpu_memory_bytes"] = None
     plan = Plan(engine=args.engine, attention=args.attention, cache=args.cache, mode=args.mode,
                 tp=1, device="cpu" if args.cpu else "gpu", **extra)
-    from planner.sweep import sweep
-
     df = sweep(src.spec, plan, batch=args.batch, context=args.context, weights=args.weights,
                kv_dtype=args.kv_dtype, device_bytes=device_bytes, gpus=gpus, stored=src.stored)
     if args.json:
