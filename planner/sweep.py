@@ -189,8 +189,9 @@ def _transformers_grid(spec: ModelSpec, p: Plan, B, C, stored, device_bytes) -> 
 def _runtime_parts(spec: ModelSpec, p: Plan, B, C, stored) -> dict:
     """Group bytes of :func:`estimate` for every (B, C) point.
 
-    ``estimate`` is evaluated once (weights and anything constant); the groups that vary with batch and
-    context come from the vectorized functions estimate itself is built from.
+    ``estimate`` is evaluated once (weights and anything that does not vary); the KV cache and the
+    activation peak come from the same vectorized functions estimate is built from
+    (:func:`planner.kv_cache.kv_cache_bytes`, :func:`planner.activations.activations_bytes`).
     """
     from planner import kv_cache
     from planner.formats import resolve_format
@@ -198,8 +199,13 @@ def _runtime_parts(spec: ModelSpec, p: Plan, B, C, stored) -> dict:
     b0 = estimate(spec, p, stored=stored)
     out = {"weights": b0.weights_bytes, "kv_cache": b0.kv_cache_bytes, "activations": b0.activations_bytes,
            "overhead": b0.overhead_bytes}
+    weights_dtype = resolve_format(spec, p.weights).compute_dtype
     if b0.kv_cache_bytes:
-        weights_dtype = resolve_format(spec, p.weights).compute_dtype
         out["kv_cache"] = kv_cache.kv_cache_bytes(spec, B, C, p.kv_dtype, weights_dtype=weights_dtype, cache=p.cache,
                                                   max_cache_len=C if p.cache == "static" else None, tp=p.tp)
+    if b0.activations_bytes:
+        from planner import activations
+
+        out["activations"] = activations.activations_bytes(
+            spec, B, C, weights_dtype=weights_dtype, attention=p.attention, mode=p.mode, tp=p.tp, cache=p.cache)
     return out
