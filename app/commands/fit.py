@@ -37,7 +37,9 @@ def add_device_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--max-num-batched-tokens", type=positive_int, default=None,
                    help="vllm: tokens of the profiling run (default: vLLM serve's, 8192 on >= 70 GiB "
                         "GPUs other than A100s, else 2048)")
-    g.add_argument("--max-num-seqs", type=positive_int, default=256, help="vllm: max sequences at once (default 256)")
+    g.add_argument("--max-num-seqs", type=positive_int, default=256,
+                   help="vllm: max sequences at once (default 256; vllm serve uses 1024 on >= 70 GiB GPUs "
+                        "other than A100s)")
     g.add_argument("--n-gpu-layers", type=int, default=None, metavar="N",
                    help="llamacpp: layers offloaded to the GPU (-ngl; default all)")
 
