@@ -12,13 +12,16 @@ import struct
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save, save_file
 
 from planner.errors import SourceError
 from planner.estimate import Plan, estimate
-from planner.formats import weight_format, weight_components
+from planner.formats import weight_components, weight_format
 from planner.spec import parse_config
 from planner.stored import (
+    DTYPE_BITS,
     StoredWeights,
     component_of,
     parse_header,
@@ -280,3 +283,36 @@ def test_index_naming_a_missing_shard(tmp_path):
         json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors"}}))
     with pytest.raises(SourceError, match="model-00001-of-00002.safetensors, which is not in"):
         read_model_dir(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# property: no input escapes as anything but a SourceError
+# ---------------------------------------------------------------------------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 1 << 50) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_entries = st.dictionaries(
+    st.text(max_size=12),
+    st.fixed_dictionaries({"dtype": st.sampled_from([*DTYPE_BITS, "Q4", 3]),
+                           "shape": st.lists(st.integers(-2, 64), max_size=3) | _json_values,
+                           "data_offsets": st.lists(st.integers(-4, 4096), min_size=0, max_size=3)})
+    | _json_values,
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=64), _entries.map(lambda d: json.dumps(d).encode())),
+       st.none() | st.integers(0, 4096))
+def test_any_header_is_tensors_or_a_source_error(header, data_bytes):
+    try:
+        tensors = parse_header(header, "x.safetensors", data_bytes=data_bytes)
+    except SourceError as e:
+        assert str(e).startswith("x.safetensors: invalid safetensors header")
+        return
+    for t in tensors:
+        assert t.nbytes * 8 == t.numel * DTYPE_BITS[t.dtype]
+        assert data_bytes is None or t.nbytes <= data_bytes
