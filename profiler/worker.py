@@ -369,7 +369,11 @@ def _run_points(req, config, start, device, nvml, sampler, emit) -> None:
         emit({"type": "load_failed", "status": "oom" if is_oom(e) else "crashed",
               "error": f"warm-up forward failed: {type(e).__name__}: {e}"[:2000]})
         return
-    load["warm_rss_bytes"] = proc_status().get("rss_bytes")
+    warm = proc_status()
+    # after the warm-up forward the weights a checkpoint maps from disk are paged in (file-backed RSS)
+    load["warm_rss_bytes"] = warm.get("rss_bytes")
+    load["warm_rss_anon_bytes"] = warm.get("rss_anon_bytes")
+    load["warm_rss_file_bytes"] = warm.get("rss_file_bytes")
     emit({"type": "loaded", "load": load})
 
     for index in range(start, len(req.points)):

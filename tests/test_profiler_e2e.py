@@ -147,3 +147,32 @@ def test_synthetic_quantization_matches_transformers_from_pretrained(weights, tm
                                                   quantization_config=bnb_config(weights, torch.bfloat16))
     a, b = model_bytes(ours), model_bytes(theirs)
     assert (a["parameters_bytes"], a["quant_state_bytes"]) == (b["parameters_bytes"], b["quant_state_bytes"])
+
+
+def test_checkpoint_weights_are_memory_mapped_and_reported_file_backed(tmp_path):
+    """Real weights load as transformers does: safetensors memory-mapped, so once a forward has touched
+    them they are file-backed RSS (RssFile), not anonymous memory (RssAnon)."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from profiler.source import resolve_config
+    from profiler.worker import run
+
+    cfg = LlamaConfig(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=32000, tie_word_embeddings=True)
+    AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).save_pretrained(tmp_path)
+    config, name = resolve_config("checkpoint", str(tmp_path))
+    req = ProfileRequest(source=str(tmp_path), source_kind="checkpoint", synthetic=False, weights="fp32",
+                         points=grid([1], [8], 1), sample_interval_s=5)
+    msgs: list[dict] = []
+    run({"request": req.to_json(), "config": config}, msgs.append)
+    load = next(m for m in msgs if m["type"] == "loaded")["load"]
+    point = next(m for m in msgs if m["type"] == "point")
+    assert point["status"] == "ok"
+    spec = parse_config(config)
+    row = {"idx": 0, "batch": 1, "prompt_tokens": 8, "new_tokens": 1, "measured": point["measured"]}
+    weights = next(r for r in reconcile_point(spec, req.to_json(), load, row) if r["component"] == "weights")
+    assert weights["abs_error_bytes"] == 0
+    params = load["parameters_bytes"]
+    assert load["warm_rss_file_bytes"] - load["rss_file_bytes"] >= 0.9 * params
+    assert load["warm_rss_anon_bytes"] - load["rss_anon_bytes"] < 0.1 * params
