@@ -136,6 +136,9 @@ class ModelSpec:
     #: per-layer norm modules in transformers' order (``input_layernorm``, ``post_attention_layernorm``,
     #: ``ln_1`` ...). Empty: the generic ``input_layernorm`` / ``post_attention_layernorm`` / Gemma's four.
     norm_names: tuple[str, ...] = ()
+    #: parameters outside the language model that the checkpoint also holds (Gemma 3's SigLIP vision tower
+    #: and multimodal projector). Not part of ``planner.params.tensors``; reported in ``notes``.
+    vision_parameters: int = 0
     mla: MLASpec | None = None
     moe: MoESpec | None = None
     quantization: QuantSpec | None = None
@@ -543,14 +546,58 @@ def _parse_gemma3(r: _Reader, model_type: str) -> ModelSpec:
         spec = _parse_gemma3_text(_Reader(merged), "gemma3")
     except ConfigError as e:
         raise ConfigError(str(e).split(": ", 1)[-1], f"text_config.{e.field}" if e.field else "text_config") from None
-    notes = ["Gemma 3 multimodal config: the language model is planned; the vision tower and the "
-             "multimodal projector are not counted"]
+    vision = _siglip_parameters(r.cfg.get("vision_config"), spec.hidden_size)
+    if vision:
+        notes = [f"Gemma 3 multimodal config: the language model is planned; the SigLIP vision tower and the "
+                 f"multimodal projector ({vision:,} parameters) are not counted"]
+    else:
+        notes = ["Gemma 3 multimodal config: the language model is planned; the vision tower and the "
+                 "multimodal projector are not counted (vision_config is not a SigLIP config)"]
     if filled:
         notes.append("text_config omits " + ", ".join(filled) + "; the Gemma3TextConfig defaults were used")
     # Gemma3ForConditionalGeneration ties lm_head by the top-level tie_word_embeddings (default true);
     # text_config's own flag is not consulted.
-    return _replace(spec, family="gemma3_text", notes=spec.notes + tuple(notes),
+    return _replace(spec, family="gemma3_text", notes=spec.notes + tuple(notes), vision_parameters=vision,
                     tie_word_embeddings=_tie(r, True), **_common(r))
+
+
+def _siglip_parameters(vision: Any, text_hidden: int) -> int:
+    """Parameters of Gemma 3's SigLIP vision tower plus its multimodal projector (0: not a SigLIP config).
+
+    Mirrors transformers' SiglipVisionModel (patch Conv2d, position embedding, encoder layers of two
+    LayerNorms, q/k/v/out Linears with bias and an fc1/fc2 MLP, post LayerNorm, optional attention-pooling
+    head) and Gemma3MultiModalProjector (a (vision, text) projection and one RMSNorm). Missing fields take
+    SiglipVisionConfig's defaults, as transformers does.
+    """
+    if vision is None:
+        vision = {}
+    if not isinstance(vision, dict):
+        raise ConfigError("must be an object", "vision_config")
+    if vision.get("model_type", "siglip_vision_model") != "siglip_vision_model":
+        return 0
+    v = _Reader(vision)
+
+    def get(name: str, default: int) -> int:
+        try:
+            return v.int(name, default=default)
+        except ConfigError as e:
+            raise ConfigError(str(e).split(": ", 1)[-1], f"vision_config.{name}") from None
+
+    h, inter = get("hidden_size", 768), get("intermediate_size", 3072)
+    layers, channels = get("num_hidden_layers", 12), get("num_channels", 3)
+    image, patch = get("image_size", 224), get("patch_size", 16)
+    try:
+        use_head = v.bool("vision_use_head", True)
+    except ConfigError as e:
+        raise ConfigError(str(e).split(": ", 1)[-1], "vision_config.vision_use_head") from None
+    linear = lambda i, o: i * o + o  # noqa: E731  (weight + bias)
+    mlp = linear(h, inter) + linear(inter, h)
+    n = h * channels * patch * patch + h + (image // patch) ** 2 * h  # patch Conv2d + bias, positions
+    n += layers * (2 * 2 * h + 4 * linear(h, h) + mlp)  # encoder layers
+    n += 2 * h  # post_layernorm
+    if use_head:  # SiglipMultiheadAttentionPoolingHead: probe, MultiheadAttention, LayerNorm, MLP
+        n += h + linear(h, 3 * h) + linear(h, h) + 2 * h + mlp
+    return n + h * text_hidden + h  # Gemma3MultiModalProjector
 
 
 def _parse_phi3(r: _Reader, model_type: str) -> ModelSpec:

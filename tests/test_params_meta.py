@@ -225,6 +225,20 @@ def test_gemma3_multimodal_counts_language_model_and_says_vision_is_not_counted(
     spec = parse_config(cfg)
     assert parameter_count(spec) == meta_count(cfg, language_only=True) < meta_count(cfg, language_only=False)
     assert any("vision tower" in n for n in spec.notes)
+    assert spec.vision_parameters == meta_count(cfg, language_only=False) - meta_count(cfg)
+
+
+@pytest.mark.parametrize("vision", [{}, {"vision_use_head": False, "image_size": 56, "patch_size": 14},
+                                    {"hidden_size": 48, "intermediate_size": 50, "num_hidden_layers": 2,
+                                     "num_attention_heads": 4, "image_size": 32, "patch_size": 8,
+                                     "num_channels": 1}])
+def test_gemma3_vision_parameters_equal_meta_device_count(vision):
+    cfg = {"model_type": "gemma3", "vision_config": vision, "mm_tokens_per_image": 1,
+           "text_config": {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 40, "vocab_size": 64,
+                           "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8}}
+    spec = parse_config(cfg)
+    assert parameter_count(spec) == meta_count(cfg)
+    assert spec.vision_parameters == meta_count(cfg, language_only=False) - meta_count(cfg)
 
 
 def test_assets_dir_exists():

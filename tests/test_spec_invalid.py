@@ -164,6 +164,7 @@ def test_bad_switches_name_the_field(field, value):
     ("qwen2", "max_window_layers", -1),  # 0 is valid (every layer may slide)
     ("gpt2", "add_cross_attention", True),
     ("gemma3", "text_config", [1, 2]),
+    ("gemma3", "vision_config", "siglip"),
     ("falcon", "num_kv_heads", 3),
 ])
 def test_family_specific_errors_name_the_field(family, field, value):
@@ -182,11 +183,15 @@ def test_sliding_layer_types_without_a_window():
     assert err is not None and err.field == "layer_types"
 
 
-def test_nested_gemma3_error_names_the_nested_field():
+@pytest.mark.parametrize("section, field, value", [("text_config", "hidden_size", -3),
+                                                   ("text_config", "layer_types", ["x"]),
+                                                   ("vision_config", "patch_size", 0),
+                                                   ("vision_config", "vision_use_head", "no")])
+def test_nested_gemma3_error_names_the_nested_field(section, field, value):
     cfg = _base("gemma3")
-    cfg["text_config"]["hidden_size"] = -3
+    cfg[section][field] = value
     err = _parse_only_config_error(cfg)
-    assert err is not None and err.field == "text_config.hidden_size"
+    assert err is not None and err.field == f"{section}.{field}"
 
 
 # --- arbitrary junk: only ConfigError escapes ---------------------------------------------------------
