@@ -142,9 +142,15 @@ def context_curves(df: pd.DataFrame, unit: str = "GiB", capacities: dict[str, in
 
 
 def fit_heatmap(df: pd.DataFrame, capacity_bytes: int, unit: str = "GiB") -> go.Figure:
-    """Free memory over batch x context (``df``: batch, context, total_bytes); negative = does not fit."""
-    grid = df.pivot(index="batch", columns="context", values="total_bytes")
-    free = (capacity_bytes - grid) / UNIT_BYTES[unit]
+    """Free memory over batch x context; negative = does not fit.
+
+    ``df``: batch, context and either ``free_bytes`` (the planner's, engine-aware: for vLLM the KV pool
+    left over) or ``total_bytes`` (then free = capacity - total).
+    """
+    if "free_bytes" in df.columns:
+        free = df.pivot(index="batch", columns="context", values="free_bytes") / UNIT_BYTES[unit]
+    else:
+        free = (capacity_bytes - df.pivot(index="batch", columns="context", values="total_bytes")) / UNIT_BYTES[unit]
     lim = float(max(abs(free.values.min()), abs(free.values.max()), 1e-9))
     fig = go.Figure(go.Heatmap(
         z=free.values, x=[str(c) for c in free.columns], y=[str(b) for b in free.index],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -31,6 +33,18 @@ def run_app(query: dict | None = None) -> AppTest:
 def qp(at: AppTest) -> dict[str, str]:
     """The app's query parameters as plain strings (the last value of a repeated key)."""
     return {k: (v if isinstance(v, str) else v[-1]) for k, v in at.query_params.items()}
+
+
+def charts_shown(at: AppTest) -> list[dict]:
+    """The plotly figures on the page, as JSON."""
+    return [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+
+
+def _arr(v):
+    """A plotly JSON array: a list, or a typed array {"dtype", "bdata"(base64)}."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    return np.asarray(v).ravel().tolist()
 
 
 def frame_with(at: AppTest, *columns: str):
@@ -208,6 +222,19 @@ def test_explore_page_sweeps_with_the_planner():
     assert_clean(at)
     table = frame_with(at, "format", "max_context").set_index("format")
     spec = catalog_spec("llama-3.1-8b")
+    curves, heatmap = charts_shown(at)[:2]
+    lines = {t["name"]: t for t in curves["data"]}
+    assert set(lines) == {f"{f} · batch {b}" for f in ("bf16", "fp8") for b in (1, 4)}
+    t = lines["fp8 · batch 4"]
+    for x, y in zip(_arr(t["x"]), _arr(t["y"]), strict=True):
+        b = estimate(spec, Plan(weights="fp8", batch=4, context=int(x), gpu_memory_bytes=H100))
+        assert y == pytest.approx(b.total_bytes / 2**30)
+    h = heatmap["data"][0]
+    z = np.asarray(_arr(h["z"])).reshape(len(h["y"]), len(h["x"]))
+    for i, bsz in enumerate(h["y"]):
+        for j, ctx in enumerate(h["x"]):
+            b = estimate(spec, Plan(weights="bf16", batch=int(bsz), context=int(ctx), gpu_memory_bytes=H100))
+            assert z[i][j] == pytest.approx((H100 - b.total_bytes) / 2**30)
     for fmt in ("bf16", "fp8", "gguf-Q4_K_M"):
         c = int(table.loc[fmt, "max_context"])
         res = fit(spec, Plan(weights=fmt, gpu_memory_bytes=H100), H100, 1)

@@ -65,3 +65,9 @@ def test_context_curves_draw_one_line_per_series_and_each_capacity():
     fig = charts.context_curves(df, "GB", {"GPU": 10**9, "other": 2 * 10**9})
     assert [t.name for t in fig.data] == ["a", "b"]
     assert len(fig.layout.shapes) == 2
+
+
+def test_heatmap_prefers_the_planners_free_memory():
+    df = pd.DataFrame({"batch": [1, 2], "context": [10, 10], "total_bytes": [0, 0], "free_bytes": [2**30, -(2**30)]})
+    h = charts.fit_heatmap(df, 123, "GiB").data[0]
+    assert [list(r) for r in h.z] == [[1.0], [-1.0]]

@@ -615,39 +615,61 @@ EXPLORE_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 EXPLORE_CONTEXTS = tuple(2**k for k in range(9, 21))  # 512 .. 1,048,576 tokens
 
 
-def context_sweep(r: Resolved, formats: tuple[str, ...], batches: tuple[int, ...], contexts: tuple[int, ...]):
-    """DataFrame (series, format, batch, context, total_bytes) and messages for formats that failed."""
+@st.cache_data(max_entries=64, show_spinner=False)
+def _sweep(spec: ModelSpec, plan: Plan, batches: tuple[int, ...], contexts: tuple[int, ...], weights: str,
+           gpu_bytes: int, gpus: int, _stored=None, stored_key: str = ""):
+    """planner.sweep.sweep for one weight format (vectorized over batch x context), per GPU."""
+    from planner.sweep import sweep
+
+    return sweep(spec, plan, batch=list(batches), context=list(contexts), weights=[weights],
+                 kv_dtype=[plan.kv_dtype], device_bytes=gpu_bytes, gpus=gpus, stored=_stored)
+
+
+def _sweep_loop(r: Resolved, plan: Plan, batches, contexts, weights: str):
+    """The same rows by calling estimate() per point (used only while planner.sweep is missing)."""
     import pandas as pd
 
-    rows, errors = [], []
+    rows = []
+    for bsz in batches:
+        for c in contexts:
+            b = estimate_for(r, replace(plan, weights=weights, batch=bsz, context=c, prompt_tokens=None))
+            rows.append({"weights": weights, "batch": bsz, "context": c, "total_bytes": b.total_bytes,
+                         "free_bytes": r.gpu_bytes - b.total_bytes, "fits": b.total_bytes <= r.gpu_bytes})
+    return pd.DataFrame(rows)
+
+
+def sweep_frame(r: Resolved, formats, batches, contexts):
+    """Rows (weights, batch, context, total_bytes, fits, free_bytes ...) per GPU, and one message per
+    format that cannot be planned (the others are still shown)."""
+    import pandas as pd
+
+    has_sweep = _optional("planner.sweep") is not None
+    frames, errors = [], []
     for f in formats:
-        for bsz in batches:
-            for c in contexts:
-                try:
-                    b = estimate_for(r, replace(r.plan, weights=f, batch=bsz, context=c, prompt_tokens=None))
-                except HeadroomError as e:
-                    errors.append(f"{f}: {e}")
-                    break
-                rows.append({"series": f"{f} · batch {bsz}", "format": f, "batch": bsz, "context": c,
-                             "total_bytes": b.total_bytes})
-    return pd.DataFrame(rows, columns=["series", "format", "batch", "context", "total_bytes"]), \
-        list(dict.fromkeys(errors))
+        try:
+            if has_sweep:
+                frames.append(_sweep(r.spec, r.plan, tuple(batches), tuple(contexts), f, r.gpu_bytes, r.gpus,
+                                     r.stored, r.stored_key))
+            else:
+                frames.append(_sweep_loop(r, r.plan, batches, contexts, f))
+        except HeadroomError as e:
+            errors.append(f"{f}: {e}")
+    if not frames:
+        return pd.DataFrame(columns=["weights", "batch", "context", "total_bytes", "fits", "free_bytes"]), errors
+    return pd.concat(frames, ignore_index=True), errors
+
+
+def context_sweep(r: Resolved, formats: tuple[str, ...], batches: tuple[int, ...], contexts: tuple[int, ...]):
+    """DataFrame (series, format, batch, context, total_bytes) and messages for formats that failed."""
+    df, errors = sweep_frame(r, formats, batches, contexts)
+    df = df.rename(columns={"weights": "format"})
+    df.insert(0, "series", [f"{f} · batch {b}" for f, b in zip(df["format"], df["batch"], strict=True)])
+    return df, errors
 
 
 def grid_sweep(r: Resolved, batches: tuple[int, ...], contexts: tuple[int, ...]):
-    """DataFrame (batch, context, total_bytes) of the current plan over batch x context."""
-    import pandas as pd
-
-    rows, errors = [], []
-    for bsz in batches:
-        for c in contexts:
-            try:
-                b = estimate_for(r, replace(r.plan, batch=bsz, context=c, prompt_tokens=None))
-            except HeadroomError as e:
-                errors.append(str(e))
-                continue
-            rows.append({"batch": bsz, "context": c, "total_bytes": b.total_bytes})
-    return pd.DataFrame(rows, columns=["batch", "context", "total_bytes"]), list(dict.fromkeys(errors))
+    """DataFrame (batch, context, total_bytes, fits, free_bytes) of the current plan over batch x context."""
+    return sweep_frame(r, (r.plan.weights,), batches, contexts)
 
 
 def largest_context(r: Resolved, plan: Plan) -> int:
