@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 
 from planner.errors import InputError
 
@@ -35,19 +35,19 @@ def print_run(store, run_id: int, stream=None) -> None:
           f"({facts.get('gpu_name') or facts.get('cpu_name') or ''}) {run['status']}", file=stream)
     print(f"torch {facts.get('torch')}, transformers {facts.get('transformers')}, bitsandbytes "
           f"{facts.get('bitsandbytes')}, {facts.get('nvml', '')}, {facts.get('date', '')}", file=stream)
-    header = f"{'pt':>3} {'batch':>5} {'prompt':>7} {'new':>5} {'status':<8}"
+    header = f"{'pt':>3} {'batch':>5} {'prompt':>7} {'new':>5} {'status':<8} {'':<9}"
     header += "".join(f" {c[:11]:>11}" for c in COMPONENTS)
-    print(header + "   (GiB, measured / predicted)", file=stream)
+    print(header + "   (GiB)", file=stream)
     for row in point_table(store, run_id):
-        line = f"{row['idx']:>3} {row['batch']:>5} {row['prompt_tokens']:>7} {row['new_tokens']:>5} {row['status']:<8}"
-        for c in COMPONENTS:
-            m = row[f"measured_{c}_bytes"]
-            line += f" {_gib(m):>11}"
-        print(line, file=stream)
-        line = " " * 32 + "".join(f" {_gib(row[f'predicted_{c}_bytes']):>11}" for c in COMPONENTS)
-        print(line, file=stream)
+        lead = f"{row['idx']:>3} {row['batch']:>5} {row['prompt_tokens']:>7} {row['new_tokens']:>5} {row['status']:<8}"
+        if row["status"] == "ok":
+            print(lead + f" {'measured':<9}" + "".join(f" {_gib(row[f'measured_{c}_bytes']):>11}"
+                                                     for c in COMPONENTS), file=stream)
+            lead = " " * len(lead)
+        print(lead + f" {'predicted':<9}" + "".join(f" {_gib(row[f'predicted_{c}_bytes']):>11}"
+                                                  for c in COMPONENTS), file=stream)
         if row["error"]:
-            print(" " * 32 + " " + row["error"][:150], file=stream)
+            print(" " * 4 + row["error"][:150], file=stream)
 
 
 def run(args) -> int:
@@ -63,7 +63,7 @@ def run(args) -> int:
             print(f"{'id':>4}  {'date (UTC)':<16}  {'model':<18} {'weights':<10} {'device':<7} {'status':<9} "
                   f"{'points':>6}  {'peak GiB':>8}")
             for r in runs:
-                when = datetime.utcfromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M")
+                when = datetime.fromtimestamp(r["created_at"], timezone.utc).strftime("%Y-%m-%d %H:%M")
                 print(f"{r['id']:>4}  {when:<16}  {r['model'][:18]:<18} {r['weights']:<10} {r['device']:<7} "
                       f"{r['status']:<9} {r['ok_points'] or 0:>2}/{r['points']:<3}  {_gib(r['peak_bytes']):>8}")
             if not runs:

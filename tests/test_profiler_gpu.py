@@ -1,0 +1,65 @@
+"""GPU profiling (marked ``gpu``: skipped without CUDA). Tiny synthetic llamas on cuda:0.
+
+Exact components (weights, quant state, KV cache) must equal the planner on the GPU too; the allocator
+figures must be consistent with them; NVML must report the process (or say plainly why not).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.spec import parse_config
+from profiler.reconcile import EXACT, reconcile_point
+from profiler.request import ProfileRequest, grid
+
+pytestmark = pytest.mark.gpu
+
+TINY = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
+        "max_position_embeddings": 4096, "tie_word_embeddings": False}
+
+
+def _profile(weights: str):
+    from profiler.worker import run
+
+    req = ProfileRequest(source="tiny", source_kind="config", weights=weights, device="cuda:0",
+                         points=grid([1, 4], [64, 256], 4), sample_interval_s=5)
+    msgs: list[dict] = []
+    run({"request": req.to_json(), "config": TINY}, msgs.append)
+    assert not [m for m in msgs if m["type"] == "load_failed"], msgs
+    facts = next(m for m in msgs if m["type"] == "hello")["facts"]
+    load = next(m for m in msgs if m["type"] == "loaded")["load"]
+    return req, facts, load, [m for m in msgs if m["type"] == "point"]
+
+
+@pytest.mark.parametrize("weights", ["bf16", "fp16", "bnb-int8", "bnb-nf4", "bnb-nf4-dq"])
+def test_gpu_measured_bytes_equal_prediction_exactly(weights):
+    req, facts, load, points = _profile(weights)
+    spec = parse_config(dict(TINY))
+    assert facts["gpu_name"] and facts["gpu_memory_bytes"] > 0
+    for p in points:
+        assert p["status"] == "ok", p
+        pt = req.points[p["index"]]
+        row = {"idx": p["index"], "batch": pt.batch, "prompt_tokens": pt.prompt_tokens,
+               "new_tokens": pt.new_tokens, "measured": p["measured"]}
+        for r in reconcile_point(spec, req.to_json(), load, row):
+            if r["component"] in EXACT:
+                assert r["abs_error_bytes"] == 0, (weights, r)
+
+
+def test_gpu_allocator_holds_at_least_the_exact_tensors():
+    req, facts, load, points = _profile("bf16")
+    assert load["gpu_allocated_bytes"] >= load["parameters_bytes"] + load["buffers_bytes"]
+    for p in points:
+        m = p["measured"]
+        assert m["peak_allocated_bytes"] >= load["parameters_bytes"] + m["kv_cache_bytes"]
+        assert m["peak_bytes"] >= m["peak_allocated_bytes"]
+
+
+def test_gpu_nvml_reports_the_process_or_says_why_not():
+    req, facts, load, points = _profile("bf16")
+    if facts["nvml"] == "available":
+        assert facts["driver"]
+        assert load.get("nvml_process_used_bytes", 0) >= load["gpu_reserved_bytes"]
+    else:
+        assert facts["nvml"].startswith("NVML unavailable")
