@@ -152,12 +152,19 @@ def run(args) -> int:
     from profiler.runner import run_profile
 
     request = request_from_args(args)
+    config = name = None
+    if request.source_kind == "hub":
+        # the app's bounded, validated hub client (size and time limits, HF_TOKEN, never remote code)
+        from app.hub import fetch_hub_model
+
+        hub = fetch_hub_model(request.source)
+        config, name = hub.config(), request.source
     store = Store(args.db)
     progress = Progress(len(request.points))
     cancel = threading.Event()
     try:
         result = run_profile(request, store=store, on_sample=progress.on_sample, on_point=progress.on_point,
-                             on_event=progress.on_event, cancel=cancel)
+                             on_event=progress.on_event, cancel=cancel, config=config, model_name=name)
     finally:
         progress.close()
     summary = (store.get_run(result.run_id) or {}).get("summary") or {}
