@@ -26,6 +26,8 @@ _SHADES = {
     "activations": ["#2f9e44", "#51cf66", "#2b8a3e", "#8ce99a", "#37b24d"],
     "overhead": ["#868e96", "#adb5bd", "#495057", "#ced4da", "#6c757d", "#343a40"],
 }
+_PALETTE = ["#3b5bdb", "#f08c00", "#2f9e44", "#ae3ec9", "#1098ad", "#e03131", "#5c940d", "#862e9c"]
+_DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 
 
 def scale(n_bytes, unit: str):
@@ -130,9 +132,17 @@ def context_curves(df: pd.DataFrame, unit: str = "GiB", capacities: dict[str, in
     ``capacities``: label -> bytes, drawn as horizontal lines (GPU memory).
     """
     fig = go.Figure()
+    # one colour per format, one dash style per batch size, so a family of lines reads at a glance
+    formats = list(dict.fromkeys(df["format"])) if "format" in df.columns else []
+    batches = list(dict.fromkeys(df["batch"])) if "batch" in df.columns else []
     for label, part in df.groupby("series", sort=False):
+        style = {}
+        if formats and batches:
+            style = dict(line=dict(color=_PALETTE[formats.index(part["format"].iloc[0]) % len(_PALETTE)],
+                                   dash=_DASHES[batches.index(part["batch"].iloc[0]) % len(_DASHES)]))
         fig.add_scatter(x=part["context"], y=scale(part["total_bytes"], unit), mode="lines+markers", name=str(label),
-                        hovertemplate="context %{x:,}<br>%{y:,.2f} " + unit + "<extra>" + str(label) + "</extra>")
+                        hovertemplate="context %{x:,}<br>%{y:,.2f} " + unit + "<extra>" + str(label) + "</extra>",
+                        **style)
     for label, n in (capacities or {}).items():
         fig.add_hline(y=scale(n, unit), line_dash="dash", line_color="#c92a2a",
                       annotation_text=label, annotation_position="top left")

@@ -71,3 +71,11 @@ def test_heatmap_prefers_the_planners_free_memory():
     df = pd.DataFrame({"batch": [1, 2], "context": [10, 10], "total_bytes": [0, 0], "free_bytes": [2**30, -(2**30)]})
     h = charts.fit_heatmap(df, 123, "GiB").data[0]
     assert [list(r) for r in h.z] == [[1.0], [-1.0]]
+
+
+def test_context_curves_colour_by_format_and_dash_by_batch():
+    df = pd.DataFrame({"series": ["a1", "a2", "b1", "b2"], "format": ["a", "a", "b", "b"], "batch": [1, 2, 1, 2],
+                       "context": [1, 1, 1, 1], "total_bytes": [1, 2, 3, 4]})
+    t = {x.name: x.line for x in charts.context_curves(df).data}
+    assert t["a1"].color == t["a2"].color != t["b1"].color
+    assert t["a1"].dash == t["b1"].dash != t["a2"].dash
