@@ -126,7 +126,7 @@ def run_json(store, result) -> dict:
     rec = reconcile_run(store, run["id"])
     table = point_table(store, run["id"])
     points = []
-    for row, p in zip(table, store.points(run["id"])):
+    for row, p in zip(table, store.points(run["id"]), strict=True):
         points.append({
             "index": row["idx"], "batch": row["batch"], "prompt_tokens": row["prompt_tokens"],
             "new_tokens": row["new_tokens"], "context": row["context"], "status": row["status"],
