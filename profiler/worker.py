@@ -23,7 +23,8 @@ file-backed RSS, and the peak RSS per phase (VmHWM, reset between phases through
 ``max_memory_allocated`` during the phase minus memory allocated before the point minus the cache
 bytes held at the end of the phase; on CPU the same with peak RSS (VmHWM) and RSS. The CPU figure is a
 process-level measure: it includes allocator slack and anything the runtime maps during the phase, and
-misses memory the allocator reused from earlier points without growing RSS.
+misses memory the allocator reused from earlier points without growing RSS (the parent starts the worker
+with ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc returns freed tensor memory and this stays small).
 
 ``peak_bytes``: on CUDA the process total from NVML (sampled after each phase) or, without NVML, torch's
 peak reserved, whichever is larger; on CPU the peak RSS (VmHWM). ``overhead_bytes``: the residual, peak
