@@ -115,6 +115,36 @@ def test_changing_widgets_changes_the_numbers_and_the_link():
     assert not again.warning
 
 
+@pytest.mark.parametrize(("engine", "weights", "kv"), [("vllm", "fp8", "fp8_e4m3"), ("llamacpp", "gguf-Q4_K_M", "q8_0")])
+def test_engine_settings_reach_the_planner(engine, weights, kv):
+    at = run_app()
+    at.selectbox(key="hr_engine").set_value(engine).run()
+    at.selectbox(key="hr_weights").set_value(weights)
+    at.selectbox(key="hr_kv").set_value(kv)
+    if engine == "vllm":
+        at.slider(key="hr_util").set_value(0.8)
+        at.number_input(key="hr_seqs").set_value(64)
+    else:
+        at.number_input(key="hr_ngl").set_value(20)
+    at.run()
+    assert_clean(at)
+    extra = {"gpu_memory_utilization": 0.8, "max_num_seqs": 64} if engine == "vllm" else {"n_gpu_layers": 20}
+    spec = catalog_spec("llama-3.1-8b")
+    plan = Plan(engine=engine, weights=weights, kv_dtype=kv, gpu_memory_bytes=H100, **extra)
+    exp = expected(spec, **{k: v for k, v in plan.__dict__.items() if k != "weights"}, weights=weights)
+    assert shown(at, exp) == exp
+    res = fit(spec, plan, H100, 1)
+    m = metrics(at)
+    assert m[f"Largest batch at {plan.context:,} tokens"] == f"{res.max_batch:,}"
+    if engine == "vllm":
+        assert m["vLLM KV-cache tokens"] == f"{res.kv_cache_tokens:,}"
+        assert m["vLLM max concurrency"] == f"{res.max_concurrency:,.2f}×"
+    elif res.host_bytes:
+        assert m["Host RAM (llama.cpp)"] == charts.fmt_bytes(res.host_bytes, "GiB")
+    q = qp(at)
+    assert q["engine"] == engine and q["kv"] == kv
+
+
 def test_a_bad_link_shows_what_is_wrong_and_keeps_the_defaults():
     at = run_app({"batch": "-3", "weights": "int3", "gremlins": "1", "context": "4096"})
     assert_clean(at)

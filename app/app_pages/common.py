@@ -338,7 +338,14 @@ class FitView:
     reason: str = ""
     used_bytes: int | None = None
     context_limit: int | None = None
+    host_bytes: int | None = None  # llama.cpp: what stays in host RAM
     available: bool = True  # False: planner.fit is missing and only fits/free are known
+
+    @property
+    def capacity_bytes(self) -> int | None:
+        """What the plan is measured against: one GPU (transformers), all GPUs (llama.cpp layer split),
+        or vLLM's budget (gpu_memory_utilization x memory). None when unknown."""
+        return None if self.used_bytes is None else self.used_bytes + self.free_bytes
 
 
 def fits_quick(r: Resolved, plan: Plan, gpu_bytes: int, gpus: int) -> bool:
@@ -370,6 +377,7 @@ def fit_view(r: Resolved, plan: Plan | None = None, gpu_bytes: int | None = None
             max_context=getattr(res, "max_context", None), kv_cache_tokens=getattr(res, "kv_cache_tokens", None),
             max_concurrency=getattr(res, "max_concurrency", None), reason=str(getattr(res, "reason", "")),
             used_bytes=getattr(res, "used_bytes", None), context_limit=getattr(res, "context_limit", None),
+            host_bytes=getattr(res, "host_bytes", None),
         )
     b = breakdown or estimate_for(r, plan)
     return FitView(fits=b.total_bytes <= gpu_bytes, free_bytes=gpu_bytes - b.total_bytes, available=False)

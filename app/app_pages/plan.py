@@ -32,7 +32,10 @@ cols[5].metric("Total" + per_gpu, fb(b.total_bytes), help=f"{b.total_bytes:,} by
 
 fit = common.fit_view(r, breakdown=b)
 g1, g2 = st.columns([1, 1])
-g1.plotly_chart(charts.fit_gauge(b.total_bytes, r.gpu_bytes, unit), key="plan_gauge")
+if fit.capacity_bytes is not None:  # the engine's own view (vLLM budget, llama.cpp layer split)
+    g1.plotly_chart(charts.fit_gauge(fit.used_bytes, fit.capacity_bytes, unit), key="plan_gauge")
+else:
+    g1.plotly_chart(charts.fit_gauge(b.total_bytes, r.gpu_bytes, unit), key="plan_gauge")
 with g2:
     st.subheader("Fit")
     verdict = "Fits" if fit.fits else "Does not fit"
@@ -51,6 +54,8 @@ with g2:
             f1.metric("vLLM KV-cache tokens", f"{fit.kv_cache_tokens:,}")
         if fit.max_concurrency is not None:
             f2.metric("vLLM max concurrency", f"{fit.max_concurrency:,.2f}×")
+        if fit.host_bytes:
+            f1.metric("Host RAM (llama.cpp)", fb(fit.host_bytes))
     else:
         st.caption("Largest batch and context arrive with the planner's fit module.")
 
