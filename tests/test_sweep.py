@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planner.catalog import catalog_spec
 from planner.engines import llamacpp_memory, vllm_breakdown, vllm_capacity
@@ -130,3 +132,28 @@ def test_bad_grids_are_input_errors(kw):
 def test_vllm_sweep_needs_the_gpu_memory():
     with pytest.raises(InputError, match="--gpu"):
         sweep(tiny(), Plan(engine="vllm"), batch=[1], context=[8])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 64), min_size=1, max_size=4), st.lists(st.integers(1, 70000), min_size=1, max_size=4),
+       st.sampled_from(["f16", "q8_0", "q4_0"]))
+def test_vectorized_llamacpp_equals_a_loop_of_scalar_calls(batches, contexts, kv):
+    spec = tiny()
+    plan = Plan(engine="llamacpp", weights="gguf-F16", n_gpu_layers=1)
+    df = sweep(spec, plan, batch=batches, context=contexts, kv_dtype=[kv])
+    for row in df.itertuples():
+        mem = llamacpp_memory(spec, replace(plan, kv_dtype=kv, batch=int(row.batch), context=int(row.context)))
+        assert (row.total_bytes, row.host_bytes) == (mem.gpu.total_bytes, mem.host_bytes)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 5000), min_size=1, max_size=4), st.lists(st.integers(1, 70000), min_size=1, max_size=4))
+def test_vectorized_vllm_equals_a_loop_of_scalar_calls(batches, contexts):
+    spec = tiny()
+    plan = Plan(engine="vllm", gpu_memory_bytes=64 << 20, gpu_memory_utilization=0.5)
+    df = sweep(spec, plan, batch=batches, context=contexts)
+    for row in df.itertuples():
+        p = replace(plan, batch=int(row.batch), context=int(row.context))
+        cap = vllm_capacity(spec, p)
+        assert row.kv_cache_tokens == cap.kv_cache_tokens
+        assert bool(row.fits) == fit_predicate(spec, plan, 64 << 20)(int(row.batch), int(row.context))
