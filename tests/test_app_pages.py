@@ -316,3 +316,16 @@ def test_assumptions_page_lists_the_plan_components_with_formulas():
     comps = frame_with(at, "component", "bytes", "formula")
     b = estimate(catalog_spec("llama-3.1-8b"), Plan(weights="bf16", gpu_memory_bytes=H100))
     assert dict(zip(comps["component"], comps["bytes"], strict=True)) == b.as_dict()
+
+
+def test_switching_to_llamacpp_picks_a_gguf_format_and_back():
+    at = run_app()
+    at.selectbox(key="hr_engine").set_value("llamacpp").run()
+    assert_clean(at)
+    assert at.selectbox(key="hr_weights").value == "gguf-Q4_K_M"
+    assert any("GGUF" in i.value for i in at.sidebar.info)
+    assert not at.error and metrics(at)["Total"]
+    at.selectbox(key="hr_engine").set_value("transformers").run()
+    assert at.selectbox(key="hr_weights").value == "bf16"
+    exp = expected(catalog_spec("llama-3.1-8b"))
+    assert shown(at, exp) == exp

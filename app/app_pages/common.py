@@ -180,6 +180,7 @@ class Resolved:
     gpus: int = 1
     error: str | None = None
     notes: tuple[str, ...] = field(default=())
+    fit: FitView | None = None  # planner.fit of the plan on the chosen GPUs
 
     @property
     def ok(self) -> bool:
@@ -317,10 +318,11 @@ def resolve(inputs: Inputs, policy: hosted.Policy, config_text: str | None = Non
         plan = make_plan(inputs, gpu_bytes)
         key = _stored_key(stored)
         b = cached_estimate(spec, plan, stored, key)
+        r = replace(base, model_label=label, spec=spec, plan=plan, breakdown=b, stored=stored, stored_key=key,
+                    notes=notes)
+        return replace(r, fit=fit_view(r, breakdown=b))
     except HeadroomError as e:
         return replace(base, model_label=label, spec=spec, error=f"Plan: {e}")
-    return replace(base, model_label=label, spec=spec, plan=plan, breakdown=b, stored=stored, stored_key=key,
-                   notes=notes)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -434,6 +436,28 @@ def _config_input() -> tuple[str | bytes | None, str, str]:
     return (text if text.strip() else None), "pasted config.json", ""
 
 
+LLAMACPP_WEIGHTS = "gguf-Q4_K_M"  # llama.cpp runs GGUF files; the most common file type
+
+
+def _engine_changed() -> None:
+    """llama.cpp runs GGUF files only: switching to it picks a GGUF format (and back, bf16)."""
+    w = st.session_state.get(KEYS["weights"], "")
+    if st.session_state.get(KEYS["engine"]) == "llamacpp" and not str(w).startswith("gguf-"):
+        st.session_state[KEYS["weights"]] = LLAMACPP_WEIGHTS
+        st.session_state["hr__note"] = f"llama.cpp runs GGUF files: weights set to {LLAMACPP_WEIGHTS}."
+    elif st.session_state.get(KEYS["engine"]) != "llamacpp" and str(w).startswith("gguf-"):
+        st.session_state[KEYS["weights"]] = state.DEFAULTS.weights
+        st.session_state["hr__note"] = f"GGUF files are llama.cpp's: weights set to {state.DEFAULTS.weights}."
+
+
+def formats_for_engine(engine: str) -> list[str]:
+    """Weight formats worth offering for an engine (llama.cpp: GGUF only)."""
+    names = [n for n in weight_formats() if n != "auto"]
+    if engine == "llamacpp":
+        return [n for n in names if n.startswith("gguf-")]
+    return [n for n in names if not n.startswith("gguf-")] if engine == "vllm" else names
+
+
 def sidebar(policy: hosted.Policy) -> Resolved:
     """Render the plan inputs, sync the link, resolve the plan and store it for the page."""
     ch = choices(policy)
@@ -495,7 +519,9 @@ def sidebar(policy: hosted.Policy) -> Resolved:
 
     sb.header("Engine")
     _ensure(KEYS["engine"], d.engine)
-    engine = sb.selectbox("Engine", ENGINES, key=KEYS["engine"])
+    engine = sb.selectbox("Engine", ENGINES, key=KEYS["engine"], on_change=_engine_changed)
+    if st.session_state.get("hr__note"):
+        sb.info(st.session_state.pop("hr__note"))
     kv_options = kv_dtypes(engine)
     _ensure(KEYS["kv_dtype"], d.kv_dtype)
     if st.session_state[KEYS["kv_dtype"]] not in kv_options:

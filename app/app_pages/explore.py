@@ -13,9 +13,12 @@ unit = r.unit
 st.title("Explore")
 st.caption(f"{r.model_label} · {r.gpus} × {r.gpu_label} · {r.inputs.engine} · KV {r.inputs.kv_dtype}")
 
-fmts = common.weight_formats()
-names = [n for n in fmts if n != "auto"]
-preferred = [r.inputs.weights if r.inputs.weights != "auto" else "bf16", "fp8", "bnb-nf4", "gguf-Q4_K_M"]
+names = common.formats_for_engine(r.inputs.engine)
+current = r.inputs.weights if r.inputs.weights != "auto" else "bf16"
+if r.inputs.engine == "llamacpp":
+    preferred = [current, "gguf-Q8_0", "gguf-Q5_K_M", "gguf-Q4_K_M"]
+else:
+    preferred = [current, "fp8", "bnb-nf4", "gguf-Q4_K_M"]
 default_formats = [n for n in dict.fromkeys(preferred) if n in names][:4]
 gcat = common.gpu_catalog()
 

@@ -30,7 +30,7 @@ cols[3].metric("Activations", fb(b.activations_bytes))
 cols[4].metric("Overhead", fb(b.overhead_bytes))
 cols[5].metric("Total" + per_gpu, fb(b.total_bytes), help=f"{b.total_bytes:,} bytes")
 
-fit = common.fit_view(r, breakdown=b)
+fit = r.fit
 g1, g2 = st.columns([1, 1])
 if fit.capacity_bytes is not None:  # the engine's own view (vLLM budget, llama.cpp layer split)
     g1.plotly_chart(charts.fit_gauge(fit.used_bytes, fit.capacity_bytes, unit), key="plan_gauge")
