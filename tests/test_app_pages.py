@@ -329,3 +329,23 @@ def test_switching_to_llamacpp_picks_a_gguf_format_and_back():
     assert at.selectbox(key="hr_weights").value == "bf16"
     exp = expected(catalog_spec("llama-3.1-8b"))
     assert shown(at, exp) == exp
+
+
+def test_overhead_overrides_travel_in_the_link(monkeypatch):
+    from app.app_pages import common
+
+    name = "overhead/cuda_context"
+    monkeypatch.setattr(common, "overhead_assumptions",
+                        lambda: (common.Assumption(name, 500 * 2**20, "CUDA context", "assumption"),))
+    at = run_app({f"ov.{name}": str(300 * 2**20)})
+    assert_clean(at)
+    assert at.number_input(key=f"hr_ov_{name}").value == 300.0  # MiB
+    exp = expected(catalog_spec("llama-3.1-8b"), overrides=((name, 300 * 2**20),))
+    assert shown(at, exp) == exp
+    at.number_input(key=f"hr_ov_{name}").set_value(200.0).run()
+    assert qp(at)[f"ov.{name}"] == str(200 * 2**20)
+    at.number_input(key=f"hr_ov_{name}").set_value(500.0).run()  # back to the default: not in the link
+    assert f"ov.{name}" not in qp(at)
+    bad = run_app({f"ov.{name}": "-5", "ov.overhead/gremlins": "1"})
+    errors = " ".join(e.value for e in bad.sidebar.error)
+    assert "override overhead/cuda_context must be from 0" in errors and "gremlins" in errors

@@ -258,8 +258,9 @@ def _model(inputs: Inputs, policy: hosted.Policy, config_text: str | None, confi
         hub = _optional("app.hub")
         if hub is None or not hasattr(hub, "fetch_hub_model"):
             raise SourceError("hub loading is not available in this installation; upload the config.json instead")
-        m = hub.fetch_hub_model(inputs.hub, max_config_bytes=policy.hub_max_config_bytes,
-                                max_header_bytes=policy.hub_max_header_bytes, timeout_s=policy.hub_timeout_s)
+        with st.spinner(f"Reading {inputs.hub}'s config.json and safetensors headers from the hub..."):
+            m = hub.fetch_hub_model(inputs.hub, max_config_bytes=policy.hub_max_config_bytes,
+                                    max_header_bytes=policy.hub_max_header_bytes, timeout_s=policy.hub_timeout_s)
         spec = _parse_text(m.config_text, inputs.approximate, inputs.hub)
         return inputs.hub, spec, getattr(m, "stored", None), tuple(getattr(m, "notes", ()) or ())
     if inputs.source == "path":
