@@ -71,11 +71,14 @@ _O = {"gpt2": "c_proj", "gpt_neox": "dense", "falcon": "dense"}
 _MLP_IN_OUT = {"gpt2": ("c_fc", "c_proj"), "starcoder2": ("c_fc", "c_proj"),
                "gpt_neox": ("dense_h_to_4h", "dense_4h_to_h"), "falcon": ("dense_h_to_4h", "dense_4h_to_h")}
 _EMBED = {"gpt2": "wte", "gpt_neox": "embed_in", "falcon": "word_embeddings"}
-_FINAL_NORM = {"gpt2": "ln_f", "gpt_neox": "final_layer_norm", "falcon": "ln_f"}
+_FINAL_NORM = {"gpt2": "ln_f", "gpt_neox": "final_layer_norm", "falcon": "ln_f", "jamba": "final_layernorm"}
+_MLP = {"jamba": "feed_forward"}
+_ROUTER = {"jamba": "router"}
 #: per-layer norm module -> llama.cpp tensor base name
 _NORM_GGUF = {"input_layernorm": "attn_norm", "ln_1": "attn_norm", "ln_attn": "attn_norm",
               "post_attention_layernorm": "ffn_norm", "ln_2": "ffn_norm", "ln_mlp": "attn_norm_2",
-              "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm"}
+              "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
+              "pre_ff_layernorm": "ffn_norm"}
 
 
 def _norm_names(spec: ModelSpec) -> tuple[str, ...]:
@@ -105,6 +108,9 @@ def tensors(spec: ModelSpec) -> tuple[TensorInfo, ...]:
     h, d, fam = spec.hidden_size, spec.head_dim, spec.family
     q_out, kv_out = spec.num_heads * d, spec.num_kv_heads * d
     L = tuple(range(spec.num_layers))
+    # Jamba: attention modules only in attention layers; the others hold a Mamba mixer
+    A = _layers(spec, lambda i: spec.layer_types[i] != "mamba")
+    mlp = _MLP.get(fam, "mlp")
     out: list[TensorInfo] = []
 
     def add(name, component, shape, role, gguf, layers=(), split="replicated"):
@@ -146,34 +152,52 @@ def tensors(spec: ModelSpec) -> tuple[TensorInfo, ...]:
         m = spec.mla
         q_width = spec.num_heads * m.qk_head_dim
         if m.q_lora_rank is None:  # DeepSeek-V2-Lite: a plain q_proj, never with bias
-            linear(f"{attn}.q_proj", "attention/qkv", q_width, h, "attn_q", L, "column")
+            linear(f"{attn}.q_proj", "attention/qkv", q_width, h, "attn_q", A, "column")
         else:
-            linear(f"{attn}.q_a_proj", "attention/qkv", m.q_lora_rank, h, "attn_q_a", L, "replicated",
+            linear(f"{attn}.q_a_proj", "attention/qkv", m.q_lora_rank, h, "attn_q_a", A, "replicated",
                    spec.qkv_bias)
-            norm(f"{attn}.q_a_layernorm", m.q_lora_rank, "attn_q_a_norm", L)
-            linear(f"{attn}.q_b_proj", "attention/qkv", q_width, m.q_lora_rank, "attn_q_b", L, "column")
+            norm(f"{attn}.q_a_layernorm", m.q_lora_rank, "attn_q_a_norm", A)
+            linear(f"{attn}.q_b_proj", "attention/qkv", q_width, m.q_lora_rank, "attn_q_b", A, "column")
         linear(f"{attn}.kv_a_proj_with_mqa", "attention/qkv", m.kv_lora_rank + m.qk_rope_head_dim, h,
-               "attn_kv_a_mqa", L, "replicated", spec.qkv_bias)
-        norm(f"{attn}.kv_a_layernorm", m.kv_lora_rank, "attn_kv_a_norm", L)
+               "attn_kv_a_mqa", A, "replicated", spec.qkv_bias)
+        norm(f"{attn}.kv_a_layernorm", m.kv_lora_rank, "attn_kv_a_norm", A)
         linear(f"{attn}.kv_b_proj", "attention/qkv", spec.num_heads * (m.qk_nope_head_dim + m.v_head_dim),
-               m.kv_lora_rank, "attn_kv_b", L, "column")
-        linear(f"{attn}.o_proj", "attention/o", h, spec.num_heads * m.v_head_dim, "attn_output", L, "row",
+               m.kv_lora_rank, "attn_kv_b", A, "column")
+        linear(f"{attn}.o_proj", "attention/o", h, spec.num_heads * m.v_head_dim, "attn_output", A, "row",
                spec.o_bias)
     else:
         if spec.fused_qkv:  # Phi-3 qkv_proj, GPT-2 c_attn, NeoX/Falcon query_key_value
-            linear(f"{attn}.{_QKV.get(fam, 'qkv_proj')}", "attention/qkv", q_out + 2 * kv_out, h, "attn_qkv", L,
+            linear(f"{attn}.{_QKV.get(fam, 'qkv_proj')}", "attention/qkv", q_out + 2 * kv_out, h, "attn_qkv", A,
                    "column", spec.qkv_bias)
         else:
             for proj, width in (("q", q_out), ("k", kv_out), ("v", kv_out)):
-                linear(f"{attn}.{proj}_proj", "attention/qkv", width, h, f"attn_{proj}", L, "column", spec.qkv_bias)
-        linear(f"{attn}.{_O.get(fam, 'o_proj')}", "attention/o", h, q_out, "attn_output", L, "row", spec.o_bias)
+                linear(f"{attn}.{proj}_proj", "attention/qkv", width, h, f"attn_{proj}", A, "column", spec.qkv_bias)
+        linear(f"{attn}.{_O.get(fam, 'o_proj')}", "attention/o", h, q_out, "attn_output", A, "row", spec.o_bias)
         if spec.qk_norm:
             if spec.qk_norm_per_head:  # Qwen3, Gemma3: one RMSNorm of head_dim shared by all heads
-                norm(f"{attn}.q_norm", d, "attn_q_norm", L)
-                norm(f"{attn}.k_norm", d, "attn_k_norm", L)
+                norm(f"{attn}.q_norm", d, "attn_q_norm", A)
+                norm(f"{attn}.k_norm", d, "attn_k_norm", A)
             else:  # OLMo2: over the whole projection
-                norm(f"{attn}.q_norm", q_out, "attn_q_norm", L)
-                norm(f"{attn}.k_norm", kv_out, "attn_k_norm", L)
+                norm(f"{attn}.q_norm", q_out, "attn_q_norm", A)
+                norm(f"{attn}.k_norm", kv_out, "attn_k_norm", A)
+
+    # --- Mamba mixers (Jamba)
+    M = _layers(spec, lambda i: spec.layer_types[i] == "mamba")
+    if M and spec.mamba is not None:
+        mb, di = spec.mamba, spec.mamba.d_inner(h)
+        add("mamba.A_log", "mamba", (di, mb.state_size), "other", "ssm_a", M)
+        add("mamba.D", "mamba", (di,), "other", "ssm_d", M)
+        add("mamba.conv1d.weight", "mamba", (di, 1, mb.conv_kernel), "other", "ssm_conv1d", M)
+        if mb.conv_bias:
+            add("mamba.conv1d.bias", "mamba", (di,), "bias", "ssm_conv1d.bias", M)
+        linear("mamba.in_proj", "mamba", 2 * di, h, "ssm_in", M, "column", mb.proj_bias)
+        linear("mamba.x_proj", "mamba", mb.dt_rank + 2 * mb.state_size, di, "ssm_x", M, "row")
+        linear("mamba.dt_proj", "mamba", di, mb.dt_rank, "ssm_dt", M, "column", True)
+        linear("mamba.out_proj", "mamba", h, di, "ssm_out", M, "row", mb.proj_bias)
+        if mb.inner_norms:
+            norm("mamba.dt_layernorm", mb.dt_rank, "ssm_dt_norm", M)
+            norm("mamba.b_layernorm", mb.state_size, "ssm_b_norm", M)
+            norm("mamba.c_layernorm", mb.state_size, "ssm_c_norm", M)
 
     # --- dense MLP layers
     dense = _layers(spec, lambda i: spec.mlp_types[i] == "dense")
@@ -181,23 +205,23 @@ def tensors(spec: ModelSpec) -> tuple[TensorInfo, ...]:
     if dense:
         if not spec.mlp_gated:  # GPT-2, NeoX, Falcon, StarCoder2: fc_in -> act -> fc_out
             fc_in, fc_out = _MLP_IN_OUT.get(fam, ("up_proj", "down_proj"))
-            linear(f"mlp.{fc_in}", "mlp", inter, h, "ffn_up", dense, "column", spec.mlp_bias)
-            linear(f"mlp.{fc_out}", "mlp", h, inter, "ffn_down", dense, "row", spec.mlp_bias)
+            linear(f"{mlp}.{fc_in}", "mlp", inter, h, "ffn_up", dense, "column", spec.mlp_bias)
+            linear(f"{mlp}.{fc_out}", "mlp", h, inter, "ffn_down", dense, "row", spec.mlp_bias)
         elif spec.fused_gate_up:  # Phi-3; llama.cpp stores it fused as ffn_up
             linear("mlp.gate_up_proj", "mlp", 2 * inter, h, "ffn_up", dense, "column", spec.mlp_bias)
             linear("mlp.down_proj", "mlp", h, inter, "ffn_down", dense, "row", spec.mlp_bias)
         else:
-            gated_mlp("mlp", "mlp", inter, dense, bias=spec.mlp_bias)
+            gated_mlp(mlp, "mlp", inter, dense, bias=spec.mlp_bias)
 
     # --- MoE layers: router, fused 3-D experts (transformers 5.x), shared experts
     moe_layers = _layers(spec, lambda i: spec.mlp_types[i] == "moe")
     if moe_layers and spec.moe is not None:
         e, ei = spec.moe.num_experts, spec.moe.expert_intermediate_size
         # the router is a bare (E, h) nn.Parameter (TopKRouter), not an nn.Linear
-        add("mlp.gate.weight", "router", (e, h), "router", "ffn_gate_inp", moe_layers)
+        add(f"{mlp}.{_ROUTER.get(fam, 'gate')}.weight", "router", (e, h), "router", "ffn_gate_inp", moe_layers)
         # gate and up fused in one (E, 2I, h) parameter; llama.cpp keeps ffn_gate_exps / ffn_up_exps
-        add("mlp.experts.gate_up_proj", "experts", (e, 2 * ei, h), "expert", "ffn_up_exps", moe_layers, "expert")
-        add("mlp.experts.down_proj", "experts", (e, h, ei), "expert", "ffn_down_exps", moe_layers, "expert")
+        add(f"{mlp}.experts.gate_up_proj", "experts", (e, 2 * ei, h), "expert", "ffn_up_exps", moe_layers, "expert")
+        add(f"{mlp}.experts.down_proj", "experts", (e, h, ei), "expert", "ffn_down_exps", moe_layers, "expert")
         si = spec.moe.shared_intermediate_size
         if si:
             prefix = "mlp.shared_experts" if spec.mla is not None else "mlp.shared_expert"  # DeepSeek / Qwen2-MoE

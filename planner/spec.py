@@ -68,6 +68,26 @@ class MoESpec:
 
 
 @dataclass(frozen=True)
+class MambaSpec:
+    """Mamba (selective state-space) mixer dimensions, for the ``"mamba"`` entries of ``layer_types``.
+
+    Per mamba layer transformers caches a conv state (d_inner x conv_kernel) and an SSM state
+    (d_inner x state_size) per sequence, independent of context length.
+    """
+
+    state_size: int  # d_state
+    conv_kernel: int  # d_conv
+    expand: int
+    dt_rank: int
+    conv_bias: bool = True
+    proj_bias: bool = False
+    inner_norms: bool = True  # Jamba: RMSNorms on dt, B and C
+
+    def d_inner(self, hidden_size: int) -> int:
+        return self.expand * hidden_size
+
+
+@dataclass(frozen=True)
 class QuantSpec:
     """The ``quantization_config`` a checkpoint ships with, reduced to what sizing needs."""
 
@@ -141,6 +161,7 @@ class ModelSpec:
     vision_parameters: int = 0
     mla: MLASpec | None = None
     moe: MoESpec | None = None
+    mamba: MambaSpec | None = None  # Jamba: the mixer of the "mamba" layers
     quantization: QuantSpec | None = None
     # --- provenance
     name: str = ""
@@ -753,6 +774,43 @@ def _parse_deepseek(r: _Reader, model_type: str) -> ModelSpec:
     )
 
 
+def _parse_jamba(r: _Reader, model_type: str) -> ModelSpec:
+    # Jamba: attention where i % attn_layer_period == attn_layer_offset, a Mamba mixer elsewhere; MoE
+    # feed-forward where i % expert_layer_period == expert_layer_offset (and num_experts > 1), a gated MLP
+    # elsewhere. attribute_map: num_local_experts -> num_experts.
+    n_layers = r.int("num_hidden_layers", hi=_MAX_LAYERS)
+    attn_period = r.int("attn_layer_period", default=8, hi=_MAX_LAYERS)
+    attn_offset = r.int("attn_layer_offset", default=4, lo=0, hi=_MAX_LAYERS)
+    if attn_offset >= attn_period:
+        raise ConfigError(f"({attn_offset}) must be smaller than attn_layer_period ({attn_period})",
+                          "attn_layer_offset")
+    exp_period = r.int("expert_layer_period", default=2, hi=_MAX_LAYERS)
+    exp_offset = r.int("expert_layer_offset", default=1, lo=0, hi=_MAX_LAYERS)
+    if exp_offset >= exp_period:
+        raise ConfigError(f"({exp_offset}) must be smaller than expert_layer_period ({exp_period})",
+                          "expert_layer_offset")
+    n_exp = _experts(r, ("num_experts", "num_local_experts"))
+    mlp_types = tuple("moe" if n_exp > 1 and i % exp_period == exp_offset else "dense" for i in range(n_layers))
+    moe = None
+    if "moe" in mlp_types:
+        moe = MoESpec(num_experts=n_exp, experts_per_token=_top_k(r, n_exp, 2),
+                      expert_intermediate_size=r.int("intermediate_size"))
+    h = r.int("hidden_size")
+    dt_rank = _explicit(r, "mamba_dt_rank", "auto")
+    mamba = MambaSpec(
+        state_size=r.int("mamba_d_state", default=16),
+        conv_kernel=r.int("mamba_d_conv", default=4),
+        expand=r.int("mamba_expand", default=2, hi=1024),
+        dt_rank=-(-h // 16) if dt_rank in ("auto", None) else _check_int(dt_rank, "mamba_dt_rank"),
+        conv_bias=r.bool("mamba_conv_bias", True),
+        proj_bias=r.bool("mamba_proj_bias", False),
+    )
+    layer_types = tuple(FULL if i % attn_period == attn_offset else "mamba" for i in range(n_layers))
+    spec = _llama_family(r, model_type, kv_default=8, mlp_types=mlp_types, moe=moe, mamba=mamba,
+                         norm_names=("input_layernorm", "pre_ff_layernorm"))
+    return _replace(spec, layer_types=layer_types)
+
+
 # --- classic (non-gated) decoders ----------------------------------------------------------------
 
 
@@ -850,6 +908,7 @@ _PARSERS: dict[str, Any] = {
     "gpt2": _parse_gpt2,
     "gpt_neox": _parse_gpt_neox,
     "falcon": _parse_falcon,
+    "jamba": _parse_jamba,
 }
 
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 #: the model types the planner supports; each has a random-config generator below
 FAMILIES = ("llama", "granite", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "gemma",
             "gemma2", "gemma3_text", "gemma3", "phi3", "olmo2", "starcoder2", "deepseek_v2", "deepseek_v3",
-            "gpt2", "gpt_neox", "falcon")
+            "gpt2", "gpt_neox", "falcon", "jamba")
 
 _PREFIX = re.compile(r"^(?:model\.language_model\.|model\.|transformer\.|gpt_neox\.)?(?:(?:layers|h)\.(\d+)\.)?(.*)$")
 _VISION = ("model.vision_tower.", "model.multi_modal_projector.")
@@ -244,6 +244,22 @@ def random_config(family: str, rng: random.Random) -> dict:
             cfg["num_ln_in_parallel_attn"] = rng.choice([1, 2])
         if rng.random() < 0.5:
             cfg["ffn_hidden_size"] = rng.randint(8, 96)
+    elif family == "jamba":
+        n = rng.randint(2, 8)
+        cfg["num_hidden_layers"] = n
+        cfg["attn_layer_period"] = rng.randint(1, 4)
+        cfg["attn_layer_offset"] = rng.randint(0, cfg["attn_layer_period"] - 1)
+        cfg["expert_layer_period"] = rng.randint(1, 3)
+        cfg["expert_layer_offset"] = rng.randint(0, cfg["expert_layer_period"] - 1)
+        cfg["num_experts"] = rng.choice([1, 2, 4])
+        cfg["num_experts_per_tok"] = rng.randint(1, cfg["num_experts"])
+        cfg["mamba_d_state"] = rng.choice([2, 4, 8])
+        cfg["mamba_d_conv"] = rng.choice([2, 4])
+        cfg["mamba_expand"] = rng.choice([1, 2])
+        cfg["mamba_dt_rank"] = rng.choice(["auto", 3, 8])
+        cfg["mamba_conv_bias"] = rng.random() < 0.7
+        cfg["mamba_proj_bias"] = rng.random() < 0.3
+        cfg["use_mamba_kernels"] = False
     else:
         raise KeyError(family)
     return cfg
