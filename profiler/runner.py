@@ -134,6 +134,19 @@ class _Worker:
         return f"worker exited with status {rc}"
 
 
+def _check_device(device: str) -> None:
+    """A GPU the request names must exist here; else one clear message before any run is recorded."""
+    from planner.errors import InputError
+    from profiler.devices import detect
+
+    found = detect()
+    names = [d.device for d in found.devices]
+    wanted = "cuda:0" if device == "cuda" else device
+    if wanted not in names:
+        why = "; ".join(found.notes) or "torch does not see it"
+        raise InputError(f"device {device} is not available here ({why}); available: {', '.join(names) or 'none'}")
+
+
 def run_profile(request: ProfileRequest, *, store: Store | None = None, db_path=None,
                 on_sample: Callable[[dict], None] | None = None,
                 on_point: Callable[[PointResult], None] | None = None,
@@ -146,6 +159,8 @@ def run_profile(request: ProfileRequest, *, store: Store | None = None, db_path=
         config, model_name = resolve_config(request.source_kind, request.source)
     model_name = model_name or request.source
     spec_for(config, model_name)  # a config the planner rejects fails here, with its message
+    if request.device != "cpu":
+        _check_device(request.device)
     own_store = store is None
     store = store or Store(db_path)
     cancel = cancel or threading.Event()

@@ -104,3 +104,13 @@ def test_ctrl_c_cancels_and_keeps_the_run(tmp_path):
     assert proc.returncode == 130, err
     with Store(db) as s:
         assert s.get_run(runs[0]["id"])["status"] == "cancelled"
+
+
+def test_profile_on_a_missing_gpu_is_refused_before_a_run(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    rc, _, err = _cli(["profile", "--model", "smollm2-135m", "--device", "cuda:0", "--db", str(tmp_path / "r.db")])
+    assert rc == 2 and "device cuda:0 is not available here" in err and "available: cpu" in err
+    with Store(tmp_path / "r.db") as s:
+        assert s.list_runs() == []
