@@ -98,3 +98,26 @@ def test_reader_sees_each_point_while_a_writer_is_still_writing(tmp_path):
     t.join(5)
     assert seen == [1, 2, 3]
     assert reader.samples(run_id, after_id=reader.samples(run_id)[0]["id"])[0]["point"] == 1
+
+
+def test_validation_table_compares_planner_total_with_measured_peak(tmp_path):
+    from planner.estimate import Plan, estimate
+    from planner.spec import parse_config
+    from profiler.request import ProfileRequest
+    from profiler.validate import markdown_table
+
+    tiny = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256}
+    req = ProfileRequest(source="tiny", source_kind="config", weights="fp32", points=(Point(2, 16, 4),))
+    with Store(tmp_path / "h.db") as s:
+        rid = s.create_run(model="tiny", device="cpu", weights="fp32", request=req.to_json(), config=tiny)
+        s.set_facts(rid, {"cpu_name": "x86_64", "torch": "T", "transformers": "X", "date": "2026-01-02T00:00"})
+        s.set_load(rid, {"parameters_bytes": 427264, "quant_state_bytes": 0})
+        s.add_point(rid, 0, req.points[0], "ok", {"kv_cache_bytes": 1, "activation_peak_bytes": 1,
+                                                  "peak_bytes": 2**30}, None)
+        table = markdown_table(s, [rid])
+    predicted = estimate(parse_config(tiny), Plan(weights="fp32", batch=2, context=20, prompt_tokens=16,
+                                                  device="cpu")).total_bytes
+    assert "torch T" in table and "2026-01-02" in table
+    err = (predicted - 2**30) / 2**30
+    assert f"| tiny | fp32 | 2 | 16 + 4 | {predicted / 2**30:.3f} | 1.000 | {err:+.1%} ⚠ |" in table
