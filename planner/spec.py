@@ -343,8 +343,6 @@ def _quantization(r: _Reader) -> QuantSpec | None:
 # silently planning the library's 7B defaults would mislead. Secondary fields take the class defaults,
 # exactly as transformers does.
 
-_UNSET = object()
-
 
 def _explicit(r: _Reader, name: str, default: Any) -> Any:
     """The raw value when the key is present (even ``null``), else the class default.
