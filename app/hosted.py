@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 
 from planner.spec import MAX_CONFIG_BYTES
+from planner.stored import MAX_HEADER_BYTES
 
 ENV_KEY = "HEADROOM_MODE"
 
@@ -33,13 +34,12 @@ class Policy:
     allow_local_paths: bool
     trust_remote_code: bool = False  # never, in either mode: the planner only reads JSON
     hub_max_config_bytes: int = MAX_CONFIG_BYTES
-    hub_max_header_bytes: int = 100 << 20  # a safetensors header (JSON) of a 671 B model is ~10 MiB
+    hub_max_header_bytes: int = MAX_HEADER_BYTES  # per safetensors header (JSON); a 671 B model's are far smaller
     hub_timeout_s: float = 20.0
 
 
 LOCAL = Policy(hosted=False, allow_profile=True, allow_local_paths=True)
-HOSTED = Policy(hosted=True, allow_profile=False, allow_local_paths=False,
-                hub_max_header_bytes=25 << 20, hub_timeout_s=10.0)
+HOSTED = Policy(hosted=True, allow_profile=False, allow_local_paths=False, hub_timeout_s=10.0)
 
 
 def _secret_mode() -> str:

@@ -30,7 +30,7 @@ def test_mode_comes_from_the_environment():
 def test_hosted_policy_forbids_profiling_local_paths_and_remote_code():
     p = hosted.HOSTED
     assert not p.allow_profile and not p.allow_local_paths and not p.trust_remote_code
-    assert p.hub_timeout_s <= 10 and p.hub_max_header_bytes <= 25 << 20
+    assert p.hub_timeout_s <= 10 and p.hub_max_header_bytes <= 25 << 20 and p.hub_max_config_bytes <= 1 << 20
     assert not hosted.LOCAL.trust_remote_code
 
 
@@ -150,3 +150,24 @@ def test_the_container_installs_only_the_core_and_runs_hosted():
     for path in ("planner", "app", "assets", ".streamlit", "pyproject.toml"):  # everything the app reads
         assert f"COPY {path}" in text, path
     assert '"app/streamlit_app.py"' in text
+
+
+def test_hosted_hub_access_uses_the_hosted_limits(monkeypatch):
+    import app.hub
+
+    seen = {}
+
+    def fake(repo_id, revision=None, **limits):
+        seen.update(limits)
+        raise app.hub.SourceError("offline")
+
+    monkeypatch.setenv("HEADROOM_MODE", "hosted")
+    monkeypatch.setattr(app.hub, "fetch_hub_model", fake)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["src"] = "hub"
+    at.query_params["hub"] = "org/model"
+    at.run()
+    assert not at.exception
+    assert seen == {"max_config_bytes": hosted.HOSTED.hub_max_config_bytes,
+                    "max_header_bytes": hosted.HOSTED.hub_max_header_bytes, "timeout_s": hosted.HOSTED.hub_timeout_s}
+    assert any("offline" in e.value for e in at.error)

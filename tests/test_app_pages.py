@@ -349,3 +349,13 @@ def test_overhead_overrides_travel_in_the_link(monkeypatch):
     bad = run_app({f"ov.{name}": "-5", "ov.overhead/gremlins": "1"})
     errors = " ".join(e.value for e in bad.sidebar.error)
     assert "override overhead/cuda_context must be from 0" in errors and "gremlins" in errors
+
+
+def test_page_settings_survive_a_visit_to_another_page():
+    at = run_app()
+    at.switch_page("app_pages/explore.py").run()
+    at.multiselect(key="hr_ex_batches").set_value([2, 16]).run()
+    at.switch_page("app_pages/plan.py").run()
+    at.switch_page("app_pages/explore.py").run()
+    assert_clean(at)
+    assert at.multiselect(key="hr_ex_batches").value == [2, 16]

@@ -459,8 +459,20 @@ def formats_for_engine(engine: str) -> list[str]:
     return [n for n in names if not n.startswith("gguf-")] if engine == "vllm" else names
 
 
+#: Page widgets whose values should survive a visit to another page (Streamlit drops the state of
+#: widgets that are not rendered; re-assigning the key keeps it).
+PERSISTENT_PREFIXES = ("hr_ex_", "hr_cmp_")
+
+
+def _keep_page_widgets() -> None:
+    for key in list(st.session_state):
+        if isinstance(key, str) and key.startswith(PERSISTENT_PREFIXES):
+            st.session_state[key] = st.session_state[key]
+
+
 def sidebar(policy: hosted.Policy) -> Resolved:
     """Render the plan inputs, sync the link, resolve the plan and store it for the page."""
+    _keep_page_widgets()
     ch = choices(policy)
     _init_from_link(policy, ch)
     sb = st.sidebar
