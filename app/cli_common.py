@@ -106,9 +106,20 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
                    help="generate() keeps last-position logits; forward computes all")
     g.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel GPUs")
     g.add_argument("--cpu", action="store_true", help="plan for CPU (no CUDA context or GPU overheads)")
+    g.add_argument("--max-cache-len", type=positive_int, default=None,
+                   help="StaticCache length in tokens (with --cache static; default: the context)")
+    g.add_argument("--override", action="append", default=[], metavar="NAME=SIZE",
+                   help="replace an assumption, e.g. overhead/cuda_context=300MiB (repeatable)")
 
 
 def plan_from_args(args: argparse.Namespace, **extra) -> Plan:
+    from planner.overhead import parse_override
+
+    overrides = tuple(parse_override(o) for o in getattr(args, "override", None) or ())
+    if overrides:
+        extra.setdefault("overrides", overrides)
+    if getattr(args, "max_cache_len", None) is not None:
+        extra.setdefault("max_cache_len", args.max_cache_len)
     return Plan(
         weights=args.weights, kv_dtype=args.kv_dtype, batch=args.batch, context=args.context,
         prompt_tokens=args.prompt_tokens, engine=args.engine, attention=args.attention, cache=args.cache,

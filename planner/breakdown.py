@@ -46,6 +46,7 @@ class MemoryBreakdown:
     parameters: int
     components: tuple[Component, ...]
     assumptions: tuple[str, ...] = field(default=())
+    tp: int = 1  # tensor-parallel GPUs; components are then per GPU
 
     def group_bytes(self, group: str) -> int:
         return sum(c.bytes for c in self.components if c.group == group)
@@ -79,7 +80,7 @@ class MemoryBreakdown:
 
     def to_json(self) -> dict:
         """The stable JSON contract of ``headroom estimate --json`` (see README)."""
-        return {
+        out = {
             "parameters": self.parameters,
             "weights_bytes": self.weights_bytes,
             "kv_cache_bytes": self.kv_cache_bytes,
@@ -89,3 +90,7 @@ class MemoryBreakdown:
             "components": self.as_dict(),
             "assumptions": list(self.assumptions),
         }
+        if self.tp > 1:  # components are per GPU; per_gpu_bytes repeats the total for clarity
+            out["tp"] = self.tp
+            out["per_gpu_bytes"] = self.total_bytes
+        return out

@@ -103,18 +103,73 @@ class Plan:
         return self.prompt_tokens or self.context
 
 
+def _transformers_breakdown(spec: ModelSpec, plan: Plan, stored: StoredWeights | None) -> MemoryBreakdown:
+    from planner.activations import activation_components, effective_attention, peak_phase
+    from planner.kv_cache import describe_kv, kv_components
+    from planner.overhead import check_overrides, overhead_components
+    from planner.parallel import tp_notes, weights_per_gpu
+
+    check_overrides(plan)
+    fmt = resolve_format(spec, plan.weights)
+    if fmt.kind == "gguf":
+        raise InputError(f"{fmt.name} is a llama.cpp format; use --engine llamacpp, or a transformers format "
+                         "such as bf16, fp8 or bnb-nf4")
+    weights_dtype = fmt.compute_dtype
+    if plan.tp > 1:
+        wcomps = weights_per_gpu(spec, fmt, plan.tp)
+    else:
+        wcomps = weight_components(spec, fmt)
+    assumptions: list[str] = [f"weights stored as {fmt.label}", *format_notes(spec, fmt)]
+    if stored is not None and plan.weights == "auto" and plan.tp == 1:
+        wcomps, assumptions = stored.components(), [stored.describe()]
+    kcomps = kv_components(spec, plan, weights_dtype)
+    acomps = activation_components(spec, plan, weights_dtype)
+    allocated = sum(c.bytes for c in (*wcomps, *kcomps, *acomps))
+    ocomps, olines = overhead_components(plan, allocated)
+
+    assumptions += describe_kv(spec, plan, weights_dtype)
+    attn = effective_attention(spec, plan.attention)
+    if attn != plan.attention:
+        assumptions.append(f"{spec.family} has no SDPA path in transformers: it runs {attn} attention")
+    phase = peak_phase(spec, plan, weights_dtype)
+    prefill = plan.prefill_tokens
+    assumptions.append(
+        f"activations: the largest transient of {plan.mode}() ({phase} phase; prefill of {prefill:,} tokens "
+        f"per sequence, {attn} attention); peak = weights + KV cache at {plan.context:,} tokens + that transient"
+    )
+    if "mamba" in spec.layer_types:
+        assumptions.append("Mamba layers' conv/SSM state is not counted in the KV cache")
+    assumptions += tp_notes(spec, plan.tp)
+    assumptions += olines
+    if spec.approximate:
+        assumptions.append("model planned as a llama-like approximation: numbers are approximate")
+    assumptions.extend(spec.notes)
+    return MemoryBreakdown(parameters=parameter_count(spec), components=(*wcomps, *kcomps, *acomps, *ocomps),
+                           assumptions=tuple(assumptions), tp=plan.tp)
+
+
 def estimate(spec: ModelSpec, plan: Plan = Plan(), stored: StoredWeights | None = None) -> MemoryBreakdown:
-    """Memory of running ``spec`` under ``plan``. (Foundation: weights only.)
+    """Memory of running ``spec`` under ``plan``, per GPU when ``plan.tp > 1``.
+
+    transformers: weights (planner.formats) + KV cache (planner.kv_cache, DynamicCache semantics) +
+    the largest activation transient (planner.activations) + runtime overhead (planner.overhead).
+    vllm / llamacpp: planner.engines.
 
     ``stored``: the checkpoint's safetensors headers (planner.stored); with ``plan.weights == "auto"`` and
     no tensor parallelism, their exact stored bytes replace the computed weight bytes.
     """
-    fmt = resolve_format(spec, plan.weights)
-    comps = weight_components(spec, fmt)
-    assumptions: list[str] = [f"weights stored as {fmt.label}", *format_notes(spec, fmt)]
-    if stored is not None and plan.weights == "auto" and plan.tp == 1:
-        comps, assumptions = stored.components(), [stored.describe()]
-    if spec.approximate:
-        assumptions.append("model planned as a llama-like approximation: numbers are approximate")
-    assumptions.extend(spec.notes)
-    return MemoryBreakdown(parameters=parameter_count(spec), components=comps, assumptions=tuple(assumptions))
+    if plan.engine == "transformers":
+        return _transformers_breakdown(spec, plan, stored)
+    try:
+        from planner import engines
+    except ImportError:  # pragma: no cover - engines module missing in a partial install
+        raise InputError(f"engine {plan.engine!r} is not available yet") from None
+    fn = getattr(engines, f"{plan.engine}_breakdown", None)
+    if fn is None:
+        raise InputError(f"engine {plan.engine!r} is not available yet")
+    b = fn(spec, plan)
+    if plan.tp > 1 and b.tp != plan.tp:
+        from dataclasses import replace
+
+        b = replace(b, tp=plan.tp)
+    return b
