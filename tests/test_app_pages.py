@@ -16,6 +16,7 @@ from planner.errors import SourceError
 from planner.estimate import Plan, estimate
 from planner.fit import fit
 from planner.gpus import find_gpu
+from planner.params import parameter_components
 from planner.spec import MAX_CONFIG_BYTES, parse_config
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "streamlit_app.py")
@@ -89,6 +90,12 @@ def test_plan_page_defaults_show_the_planner_numbers():
     assert m["Largest batch at 8,192 tokens"] == f"{res.max_batch:,}"
     assert m["Largest context at batch 1"] == f"{res.max_context:,}"
     assert any(s.value.startswith("Fits on 1 × NVIDIA H100") for s in at.success) == res.fits
+    params = frame_with(at, "component", "parameters")
+    assert dict(zip(params["component"], params["parameters"], strict=True)) == \
+        parameter_components(catalog_spec("llama-3.1-8b"))
+    b = estimate(catalog_spec("llama-3.1-8b"), Plan(weights="bf16", gpu_memory_bytes=H100))
+    assert {f"weights/{c}": n for c, n in zip(params["component"], params["weight bytes"], strict=True)} == \
+        {p: n for p, n in b.as_dict().items() if p.startswith("weights/")}
     assert "Llama" in at.title[0].value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app import charts
@@ -66,22 +67,25 @@ with t2:
     st.plotly_chart(charts.treemap(b, unit), key="plan_treemap")
 
 st.subheader("Components")
-df = charts.breakdown_frame(b)
-df.insert(2, unit, df["bytes"] / charts.UNIT_BYTES[unit])
-st.dataframe(df, hide_index=True, key="plan_table", column_config={
-    unit: st.column_config.NumberColumn(format="%.3f"),
-    "share": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
-    "bytes": st.column_config.NumberColumn(format="%d"),
-})
-
-with st.expander("Parameters and weight bytes per component", expanded=False):
-    import pandas as pd
-
+m_tab, p_tab = st.tabs(["Memory per component", "Parameters per component"])
+with m_tab:
+    df = charts.breakdown_frame(b)
+    df.insert(2, unit, df["bytes"] / charts.UNIT_BYTES[unit])
+    st.dataframe(df, hide_index=True, key="plan_table", column_config={
+        unit: st.column_config.NumberColumn(format="%.3f"),
+        "share": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+        "bytes": st.column_config.NumberColumn(format="%d"),
+    })
+with p_tab:
     params = parameter_components(r.spec)
     weights = {p.removeprefix("weights/"): n for p, n in b.as_dict().items() if p.startswith("weights/")}
-    rows = [{"component": k, "parameters": params.get(k, 0), "weight bytes": weights.get(k, 0),
-             unit: weights.get(k, 0) / charts.UNIT_BYTES[unit]} for k in dict.fromkeys([*params, *weights])]
+    wlabel = "weight bytes" + per_gpu
+    rows = [{"component": k, "parameters": params.get(k, 0), wlabel: weights.get(k, 0),
+             f"{wlabel} ({unit})": weights.get(k, 0) / charts.UNIT_BYTES[unit]}
+            for k in dict.fromkeys([*params, *weights])]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="plan_params")
+    st.caption(f"{b.parameters:,} parameters in total (tied embeddings counted once); weights stored as "
+               f"{r.plan.weights}.")
 
 st.subheader("Assumptions")
 for a in b.assumptions:
