@@ -366,3 +366,15 @@ def test_page_settings_survive_a_visit_to_another_page():
     at.switch_page("app_pages/explore.py").run()
     assert_clean(at)
     assert at.multiselect(key="hr_ex_batches").value == [2, 16]
+
+
+def test_an_unexpected_planner_failure_is_a_message_not_a_traceback(monkeypatch):
+    import app.hub
+
+    def broken(*a, **k):
+        raise ConnectionResetError("peer reset")
+
+    monkeypatch.setattr(app.hub, "fetch_hub_model", broken)
+    at = run_app({"src": "hub", "hub": "org/model"})
+    assert_clean(at)
+    assert "ConnectionResetError: peer reset" in " ".join(e.value for e in at.error)

@@ -13,6 +13,7 @@ says what is missing instead of failing.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
@@ -28,6 +29,7 @@ from planner.errors import HeadroomError, SourceError
 from planner.estimate import ATTENTIONS, CACHES, ENGINES, MODES, Plan, estimate
 from planner.spec import MAX_CONFIG_BYTES, ModelSpec, load_config_text, parse_config
 
+_LOG = logging.getLogger("headroom.app")
 DEFAULT_GPU = state.DEFAULTS.gpu  # "an 80 GB GPU"
 RESOLVED_KEY = "hr__resolved"
 
@@ -315,6 +317,9 @@ def resolve(inputs: Inputs, policy: hosted.Policy, config_text: str | None = Non
         label, spec, stored, notes = _model(inputs, policy, config_text, config_name)
     except HeadroomError as e:
         return replace(base, error=f"Model: {e}")
+    except Exception as e:  # a bug or an unexpected network failure: a message, never a traceback
+        _LOG.exception("reading the model failed")
+        return replace(base, error=f"Model: could not be read ({type(e).__name__}: {e}). Please report this.")
     try:
         plan = make_plan(inputs, gpu_bytes)
         key = _stored_key(stored)
@@ -324,6 +329,10 @@ def resolve(inputs: Inputs, policy: hosted.Policy, config_text: str | None = Non
         return replace(r, fit=fit_view(r, breakdown=b))
     except HeadroomError as e:
         return replace(base, model_label=label, spec=spec, error=f"Plan: {e}")
+    except Exception as e:  # a planner bug must not take the app down; the server log keeps the traceback
+        _LOG.exception("planning failed")
+        return replace(base, model_label=label, spec=spec,
+                       error=f"Plan: the planner failed ({type(e).__name__}: {e}). Please report this.")
 
 
 # ---------------------------------------------------------------------------------------------------
