@@ -73,7 +73,7 @@ _MLP_IN_OUT = {"gpt2": ("c_fc", "c_proj"), "starcoder2": ("c_fc", "c_proj"),
 _EMBED = {"gpt2": "wte", "gpt_neox": "embed_in", "falcon": "word_embeddings"}
 _FINAL_NORM = {"gpt2": "ln_f", "gpt_neox": "final_layer_norm", "falcon": "ln_f", "jamba": "final_layernorm"}
 _MLP = {"jamba": "feed_forward"}
-_ROUTER = {"jamba": "router"}
+_ROUTER = {"jamba": "router", "gpt_oss": "router"}
 #: per-layer norm module -> llama.cpp tensor base name
 _NORM_GGUF = {"input_layernorm": "attn_norm", "ln_1": "attn_norm", "ln_attn": "attn_norm",
               "post_attention_layernorm": "ffn_norm", "ln_2": "ffn_norm", "ln_mlp": "attn_norm_2",
@@ -173,6 +173,8 @@ def tensors(spec: ModelSpec) -> tuple[TensorInfo, ...]:
             for proj, width in (("q", q_out), ("k", kv_out), ("v", kv_out)):
                 linear(f"{attn}.{proj}_proj", "attention/qkv", width, h, f"attn_{proj}", A, "column", spec.qkv_bias)
         linear(f"{attn}.{_O.get(fam, 'o_proj')}", "attention/o", h, q_out, "attn_output", A, "row", spec.o_bias)
+        if spec.attn_sinks:  # GPT-OSS: a bare (heads,) parameter on the attention module
+            add(f"{attn}.sinks", "other", (spec.num_heads,), "other", "attn_sinks", A)
         if spec.qk_norm:
             if spec.qk_norm_per_head:  # Qwen3, Gemma3: one RMSNorm of head_dim shared by all heads
                 norm(f"{attn}.q_norm", d, "attn_q_norm", A)
@@ -218,10 +220,23 @@ def tensors(spec: ModelSpec) -> tuple[TensorInfo, ...]:
     if moe_layers and spec.moe is not None:
         e, ei = spec.moe.num_experts, spec.moe.expert_intermediate_size
         # the router is a bare (E, h) nn.Parameter (TopKRouter), not an nn.Linear
-        add(f"{mlp}.{_ROUTER.get(fam, 'gate')}.weight", "router", (e, h), "router", "ffn_gate_inp", moe_layers)
-        # gate and up fused in one (E, 2I, h) parameter; llama.cpp keeps ffn_gate_exps / ffn_up_exps
-        add(f"{mlp}.experts.gate_up_proj", "experts", (e, 2 * ei, h), "expert", "ffn_up_exps", moe_layers, "expert")
-        add(f"{mlp}.experts.down_proj", "experts", (e, h, ei), "expert", "ffn_down_exps", moe_layers, "expert")
+        router = f"{mlp}.{_ROUTER.get(fam, 'gate')}"
+        add(f"{router}.weight", "router", (e, h), "router", "ffn_gate_inp", moe_layers)
+        if spec.moe.router_linear_bias:  # GPT-OSS
+            add(f"{router}.bias", "router", (e,), "router", "ffn_gate_inp.bias", moe_layers)
+        # gate and up fused in one (E, 2I, h) parameter; llama.cpp keeps ffn_gate_exps / ffn_up_exps.
+        # GPT-OSS stores them (E, in, out): (E, h, 2I) and (E, I, h).
+        io = spec.moe.experts_in_out
+        add(f"{mlp}.experts.gate_up_proj", "experts", (e, h, 2 * ei) if io else (e, 2 * ei, h), "expert",
+            "ffn_up_exps", moe_layers, "expert")
+        if spec.moe.expert_bias:
+            add(f"{mlp}.experts.gate_up_proj_bias", "experts", (e, 2 * ei), "bias", "ffn_up_exps.bias",
+                moe_layers, "expert")
+        add(f"{mlp}.experts.down_proj", "experts", (e, ei, h) if io else (e, h, ei), "expert", "ffn_down_exps",
+            moe_layers, "expert")
+        if spec.moe.expert_bias:
+            add(f"{mlp}.experts.down_proj_bias", "experts", (e, h), "bias", "ffn_down_exps.bias", moe_layers,
+                "expert")
         si = spec.moe.shared_intermediate_size
         if si:
             prefix = "mlp.shared_experts" if spec.mla is not None else "mlp.shared_expert"  # DeepSeek / Qwen2-MoE

@@ -64,7 +64,11 @@ class MoESpec:
     expert_intermediate_size: int
     shared_intermediate_size: int = 0  # total width of always-on shared experts (0: none)
     shared_expert_gate: bool = False  # Qwen2-MoE: a sigmoid gate Linear(h, 1) on the shared expert
-    router_bias: bool = False  # DeepSeek-V3: e_score_correction_bias, one float per expert
+    router_bias: bool = False  # DeepSeek-V3: e_score_correction_bias, one float per expert (a buffer)
+    router_linear_bias: bool = False  # GPT-OSS: the router's own bias parameter (E,)
+    expert_bias: bool = False  # GPT-OSS: gate_up_proj_bias (E, 2I) and down_proj_bias (E, h)
+    #: GPT-OSS stores fused experts as (E, in, out): gate_up (E, h, 2I), down (E, I, h); others (E, out, in)
+    experts_in_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,7 @@ class ModelSpec:
     mla: MLASpec | None = None
     moe: MoESpec | None = None
     mamba: MambaSpec | None = None  # Jamba: the mixer of the "mamba" layers
+    attn_sinks: bool = False  # GPT-OSS: one learned attention-sink logit per head and layer
     quantization: QuantSpec | None = None
     # --- provenance
     name: str = ""
@@ -809,6 +814,29 @@ def _parse_jamba(r: _Reader, model_type: str) -> ModelSpec:
     return _replace(spec, layer_types=layer_types)
 
 
+def _parse_gpt_oss(r: _Reader, model_type: str) -> ModelSpec:
+    # GPT-OSS (gpt-oss-20b/120b): every layer MoE with biased experts stored (E, in, out) and a biased
+    # router; attention with q/k/v/o biases and per-head sinks; sliding and full layers alternate
+    # (window 128). head_dim defaults to 64, num_key_value_heads to 8. Published checkpoints ship MXFP4
+    # experts (quant_method "mxfp4"), which the planner does not model: they are planned in bf16.
+    notes: list[str] = []
+    q = r.cfg.get("quantization_config")
+    if isinstance(q, dict) and str(q.get("quant_method", "")).lower() == "mxfp4":
+        r = _Reader({k: v for k, v in r.cfg.items() if k != "quantization_config"})
+        notes.append("quantization_config mxfp4 (the published MoE expert format) is not modelled; "
+                     "weights are planned in the compute dtype unless another format is chosen")
+    n_exp = _experts(r, ("num_local_experts", "num_experts"))
+    moe = MoESpec(num_experts=n_exp, experts_per_token=_top_k(r, n_exp, 4),
+                  expert_intermediate_size=r.int("intermediate_size"),
+                  router_linear_bias=True, expert_bias=True, experts_in_out=True)
+    bias = r.bool("attention_bias", True)
+    spec = _llama_family(r, model_type, kv_default=8, head_dim_default=64, window=_window(r, 128),
+                         layer_types=lambda n: [SLIDING if (i + 1) % 2 else FULL for i in range(n)],
+                         mlp_types=("moe",) * r.int("num_hidden_layers", hi=_MAX_LAYERS), moe=moe,
+                         qkv_bias=bias, o_bias=bias, attn_sinks=True)
+    return _replace(spec, notes=spec.notes + tuple(notes))
+
+
 # --- classic (non-gated) decoders ----------------------------------------------------------------
 
 
@@ -907,6 +935,7 @@ _PARSERS: dict[str, Any] = {
     "gpt_neox": _parse_gpt_neox,
     "falcon": _parse_falcon,
     "jamba": _parse_jamba,
+    "gpt_oss": _parse_gpt_oss,
 }
 
 

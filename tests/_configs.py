@@ -15,7 +15,7 @@ from functools import lru_cache
 #: the model types the planner supports; each has a random-config generator below
 FAMILIES = ("llama", "granite", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "gemma",
             "gemma2", "gemma3_text", "gemma3", "phi3", "olmo2", "starcoder2", "deepseek_v2", "deepseek_v3",
-            "gpt2", "gpt_neox", "falcon", "jamba")
+            "gpt2", "gpt_neox", "falcon", "jamba", "gpt_oss")
 
 _PREFIX = re.compile(r"^(?:model\.language_model\.|model\.|transformer\.|gpt_neox\.)?(?:(?:layers|h)\.(\d+)\.)?(.*)$")
 _VISION = ("model.vision_tower.", "model.multi_modal_projector.")
@@ -260,6 +260,15 @@ def random_config(family: str, rng: random.Random) -> dict:
         cfg["mamba_conv_bias"] = rng.random() < 0.7
         cfg["mamba_proj_bias"] = rng.random() < 0.3
         cfg["use_mamba_kernels"] = False
+    elif family == "gpt_oss":
+        cfg["num_local_experts"] = rng.randint(2, 6)
+        cfg["num_experts_per_tok"] = rng.randint(1, cfg["num_local_experts"])
+        cfg["attention_bias"] = rng.random() < 0.7
+        if rng.random() < 0.5:
+            cfg["head_dim"] = rng.choice([4, 8, 16])
+        _window(rng, cfg)
+        if cfg.get("sliding_window") is None and "sliding_window" in cfg:
+            cfg["sliding_window"] = 16  # GPT-OSS always has sliding layers
     else:
         raise KeyError(family)
     return cfg

@@ -29,7 +29,7 @@ from tests._configs import (  # noqa: E402
 )
 
 SEED = 20261121
-RANDOM_PER_FAMILY = 6  # 21 families x 6 = 126 random configs per run
+RANDOM_PER_FAMILY = 6  # 22 families x 6 = 132 random configs per run
 
 RANDOM_CASES = [
     (family, i) for family in FAMILIES for i in range(RANDOM_PER_FAMILY)
@@ -178,8 +178,10 @@ def test_roles_are_known_and_linear_weights_are_2d():
         for t in tensors(parse_config(_random(f, i))):
             assert t.role in ROLES
             if t.role != "other":  # Mamba's A_log (2-D) and conv1d (3-D) are 'other'
-                dims = {"linear": 2, "lm_head": 2, "embedding": 2, "router": 2, "expert": 3}.get(t.role, 1)
-                assert len(t.shape) == dims
+                # GPT-OSS: a 1-D router bias and 2-D per-expert biases
+                dims = {"linear": {2}, "lm_head": {2}, "embedding": {2}, "router": {1, 2}, "expert": {3},
+                        "bias": {1, 2}}.get(t.role, {1})
+                assert len(t.shape) in dims
 
 
 def test_roles_follow_module_types():
@@ -192,7 +194,7 @@ def test_roles_follow_module_types():
 
     from tests._configs import hf_config
 
-    for family in ("mixtral", "qwen2_moe", "deepseek_v3", "gpt2", "falcon", "phi3", "jamba"):
+    for family in ("mixtral", "qwen2_moe", "deepseek_v3", "gpt2", "falcon", "phi3", "jamba", "gpt_oss"):
         cfg = _random(family, 0)
         if family == "qwen2_moe":
             cfg.update(num_experts=3, num_experts_per_tok=1, mlp_only_layers=[], decoder_sparse_step=1,
@@ -212,7 +214,7 @@ def test_roles_follow_module_types():
             elif pname.endswith(".bias") and isinstance(module, (nn.Linear, Conv1D)):
                 assert role == "bias", pname
             elif type(module).__name__.endswith("Experts"):
-                assert role == "expert", pname
+                assert role == ("bias" if pname.endswith("_bias") else "expert"), pname  # GPT-OSS expert biases
             elif type(module).__name__.endswith("Router"):
                 assert role == "router", pname
 
@@ -279,3 +281,17 @@ def test_active_parameters_count_top_k_experts_per_layer():
     e, k = spec.moe.num_experts, spec.moe.experts_per_token
     experts = sum(t.numel for t in tensors(spec) if t.role == "expert")
     assert active_parameter_count(spec) == parameter_count(spec) - experts + experts // e * k
+
+
+@pytest.mark.parametrize("name, published_billions, digits", [
+    # OpenAI, "gpt-oss-120b & gpt-oss-20b Model Card" (2025-08-05), table 1: 116.83B total parameters
+    ("gpt-oss-120b", 116.83, 2),
+    # Mistral AI, "Mixtral of experts" (2023-12-11): 46.7B total parameters
+    ("mixtral-8x7b", 46.7, 1),
+    # Qwen team, Qwen1.5-MoE announcement (2024-03-28): 14.3B parameters in total
+    ("qwen1.5-moe-a2.7b", 14.3, 1),
+    # AI21 Labs, "Introducing Jamba" (2024-03-28): 52B total parameters
+    ("jamba-v0.1", 52, 0),
+])
+def test_total_parameters_match_published_figures(name, published_billions, digits):
+    assert round(parameter_count(catalog_spec(name)) / 1e9, digits) == published_billions

@@ -292,3 +292,13 @@ def test_quantization_config_default_format(qc, fmt):
 def test_name_is_taken_from_the_argument_or_name_or_path():
     assert parse_config(tiny("llama", _name_or_path="org/model")).name == "org/model"
     assert parse_config(tiny("llama"), name="mine").name == "mine"
+
+
+def test_gpt_oss_mxfp4_checkpoint_is_planned_with_a_note():
+    """Published gpt-oss configs carry quantization_config {"quant_method": "mxfp4"} (not modelled)."""
+    cfg = tiny("gpt_oss", num_local_experts=4, quantization_config={"quant_method": "mxfp4",
+                                                                    "modules_to_not_convert": ["model.layers.*.self_attn"]})
+    spec = parse_config(cfg)
+    assert spec.quantization is None
+    assert any("mxfp4" in n for n in spec.notes)
+    assert spec.layer_types == (SLIDING, FULL, SLIDING, FULL) and spec.sliding_window == 128
