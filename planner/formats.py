@@ -385,7 +385,9 @@ def _gguf_category(name: str) -> str:
 
 def _gguf_quantizable(t: TensorInfo, name: str) -> bool:
     """tensor_allows_quantization: 2-D/3-D weights except norms, the MoE router, position embeddings."""
-    if len(t.shape) < 2 or t.role in ("norm", "bias", "router"):
+    # role "other" (Mamba A_log/D/conv1d, GPT-OSS sinks): llama.cpp stores ssm_a/ssm_d without a ".weight"
+    # suffix and skips ssm_conv1d.weight explicitly, so none of them is quantized
+    if len(t.shape) < 2 or t.role in ("norm", "bias", "router", "other"):
         return False
     return (name.endswith("weight") and "_norm.weight" not in name and "ffn_gate_inp.weight" not in name
             and name not in ("position_embd.weight", "token_types.weight"))
