@@ -465,7 +465,7 @@ def formats_for_engine(engine: str) -> list[str]:
     names = [n for n in weight_formats() if n != "auto"]
     if engine == "llamacpp":
         return [n for n in names if n.startswith("gguf-")]
-    return [n for n in names if not n.startswith("gguf-")] if engine == "vllm" else names
+    return [n for n in names if not n.startswith("gguf-")]
 
 
 #: Page widgets whose values should survive a visit to another page (Streamlit drops the state of
@@ -681,33 +681,44 @@ def _sweep(spec: ModelSpec, plan: Plan, batches: tuple[int, ...], contexts: tupl
                  kv_dtype=[plan.kv_dtype], device_bytes=gpu_bytes, gpus=gpus, stored=_stored)
 
 
-def _sweep_loop(r: Resolved, plan: Plan, batches, contexts, weights: str):
-    """The same rows by calling estimate() per point (used only while planner.sweep is missing)."""
+def _estimate_grid(r: Resolved, formats, batches, contexts):
+    """Rows (weights, batch, context, total_bytes, free_bytes, fits) from estimate() at every point, so the
+    numbers are exactly the Plan page's. Capacity: one GPU (per-GPU totals), all GPUs for llama.cpp."""
     import pandas as pd
 
-    rows = []
-    for bsz in batches:
-        for c in contexts:
-            b = estimate_for(r, replace(plan, weights=weights, batch=bsz, context=c, prompt_tokens=None))
-            rows.append({"weights": weights, "batch": bsz, "context": c, "total_bytes": b.total_bytes,
-                         "free_bytes": r.gpu_bytes - b.total_bytes, "fits": b.total_bytes <= r.gpu_bytes})
-    return pd.DataFrame(rows)
+    capacity = r.gpu_bytes * (r.gpus if r.plan.engine == "llamacpp" else 1)
+    rows, errors = [], []
+    for f in formats:
+        try:
+            for bsz in batches:
+                for c in contexts:
+                    b = estimate_for(r, replace(r.plan, weights=f, batch=bsz, context=c, prompt_tokens=None,
+                                                max_cache_len=None))
+                    rows.append({"weights": f, "batch": bsz, "context": c, "total_bytes": b.total_bytes,
+                                 "free_bytes": capacity - b.total_bytes, "fits": b.total_bytes <= capacity})
+        except HeadroomError as e:
+            errors.append(f"{f}: {e}")
+            rows = [row for row in rows if row["weights"] != f]
+    cols = ["weights", "batch", "context", "total_bytes", "free_bytes", "fits"]
+    return pd.DataFrame(rows, columns=cols), errors
 
 
 def sweep_frame(r: Resolved, formats, batches, contexts):
     """Rows (weights, batch, context, total_bytes, fits, free_bytes ...) per GPU, and one message per
-    format that cannot be planned (the others are still shown)."""
+    format that cannot be planned (the others are still shown).
+
+    vLLM reserves its whole budget whatever the context; there ``fits``/``free_bytes`` are about the KV
+    pool (planner.sweep, the same meaning as planner.fit). Other engines: estimate() at every point.
+    """
     import pandas as pd
 
-    has_sweep = _optional("planner.sweep") is not None
+    if r.plan.engine != "vllm" or _optional("planner.sweep") is None:
+        return _estimate_grid(r, formats, batches, contexts)
     frames, errors = [], []
     for f in formats:
         try:
-            if has_sweep:
-                frames.append(_sweep(r.spec, r.plan, tuple(batches), tuple(contexts), f, r.gpu_bytes, r.gpus,
-                                     r.stored, r.stored_key))
-            else:
-                frames.append(_sweep_loop(r, r.plan, batches, contexts, f))
+            frames.append(_sweep(r.spec, r.plan, tuple(batches), tuple(contexts), f, r.gpu_bytes, r.gpus,
+                                 r.stored, r.stored_key))
         except HeadroomError as e:
             errors.append(f"{f}: {e}")
     if not frames:
@@ -717,7 +728,7 @@ def sweep_frame(r: Resolved, formats, batches, contexts):
 
 def context_sweep(r: Resolved, formats: tuple[str, ...], batches: tuple[int, ...], contexts: tuple[int, ...]):
     """DataFrame (series, format, batch, context, total_bytes) and messages for formats that failed."""
-    df, errors = sweep_frame(r, formats, batches, contexts)
+    df, errors = _estimate_grid(r, formats, batches, contexts)
     df = df.rename(columns={"weights": "format"})
     df.insert(0, "series", [f"{f} · batch {b}" for f, b in zip(df["format"], df["batch"], strict=True)])
     return df, errors
@@ -806,17 +817,20 @@ def compare_gpus(r: Resolved, max_gpus: int, prices: dict[str, float], all_count
     rows = []
     for g in gpu_catalog().values():
         found = False
-        reason = ""
+        valid: list[int] = []  # counts the planner accepts (tensor parallelism must divide the heads)
+        first_error = ""
         for n in range(1, max_gpus + 1):
             plan = replace(r.plan, tp=n, gpu_memory_bytes=g.memory_bytes)
             try:
                 if not fits_quick(r, plan, g.memory_bytes, n):
+                    valid.append(n)
                     continue
                 b = estimate_for(r, plan)
                 fv = fit_view(r, plan, g.memory_bytes, n, breakdown=b)
             except HeadroomError as e:
-                reason = str(e)
+                first_error = first_error or str(e)
                 continue
+            valid.append(n)
             price = prices.get(g.name)
             rows.append({
                 "gpu": g.name, "title": g.title, "gpus": n, "memory_per_gpu_bytes": g.memory_bytes,
@@ -829,11 +843,12 @@ def compare_gpus(r: Resolved, max_gpus: int, prices: dict[str, float], all_count
             if not all_counts:
                 break
         if not found:
-            if not reason:
-                plan = replace(r.plan, tp=max_gpus, gpu_memory_bytes=g.memory_bytes)
+            reason = first_error or f"does not fit on 1 to {max_gpus} GPUs"
+            if valid:  # say why at the largest count the planner accepts
+                n = valid[-1]
                 try:
-                    fv = fit_view(r, plan, g.memory_bytes, max_gpus)
-                    reason = f"at {max_gpus} GPU{'s' * (max_gpus > 1)}: " + (
+                    fv = fit_view(r, replace(r.plan, tp=n, gpu_memory_bytes=g.memory_bytes), g.memory_bytes, n)
+                    reason = f"at {n} GPU{'s' * (n > 1)}: " + (
                         fv.reason or f"needs {fmt_bytes(g.memory_bytes - fv.free_bytes, r.unit)} per GPU")
                 except HeadroomError as e:
                     reason = str(e)

@@ -39,6 +39,9 @@ for e in errors:
     st.warning(e)
 capacities = {f"{r.gpu_label}": r.gpu_bytes, **{gcat[g].title: gcat[g].memory_bytes for g in other_gpus}}
 st.subheader("Memory against context" + (" (per GPU)" if r.gpus > 1 else ""))
+if r.inputs.engine == "vllm":
+    st.caption("vLLM reserves gpu_memory_utilization of the GPU whatever the context, so these lines are flat; "
+               "the heatmap below shows whether the requests fit in its KV pool.")
 if not curves.empty:
     st.plotly_chart(charts.context_curves(curves, unit, capacities), key="ex_curves")
 
