@@ -189,23 +189,39 @@ def _transformers_grid(spec: ModelSpec, p: Plan, B, C, stored, device_bytes) -> 
 def _runtime_parts(spec: ModelSpec, p: Plan, B, C, stored) -> dict:
     """Group bytes of :func:`estimate` for every (B, C) point.
 
-    ``estimate`` is evaluated once (weights and anything that does not vary); the KV cache and the
-    activation peak come from the same vectorized functions estimate is built from
-    (:func:`planner.kv_cache.kv_cache_bytes`, :func:`planner.activations.activations_bytes`).
+    ``estimate`` is evaluated once (it validates the plan and gives the weights, which do not vary); the
+    KV cache, the activation peak and the overhead come from the same functions estimate is built from
+    (:func:`planner.kv_cache.kv_cache_bytes`, :func:`planner.activations.activations_bytes`,
+    :data:`planner.overhead.ASSUMPTIONS`), called once with arrays.
     """
-    from planner import kv_cache
+    from planner import activations, kv_cache
     from planner.formats import resolve_format
 
     b0 = estimate(spec, p, stored=stored)
-    out = {"weights": b0.weights_bytes, "kv_cache": b0.kv_cache_bytes, "activations": b0.activations_bytes,
-           "overhead": b0.overhead_bytes}
     weights_dtype = resolve_format(spec, p.weights).compute_dtype
-    if b0.kv_cache_bytes:
-        out["kv_cache"] = kv_cache.kv_cache_bytes(spec, B, C, p.kv_dtype, weights_dtype=weights_dtype, cache=p.cache,
-                                                  max_cache_len=C if p.cache == "static" else None, tp=p.tp)
-    if b0.activations_bytes:
-        from planner import activations
+    kv = kv_cache.kv_cache_bytes(spec, B, C, p.kv_dtype, weights_dtype=weights_dtype, cache=p.cache,
+                                 max_cache_len=C if p.cache == "static" else None, tp=p.tp)
+    act = activations.activations_bytes(spec, B, C, weights_dtype=weights_dtype, attention=p.attention,
+                                        mode=p.mode, tp=p.tp, cache=p.cache)
+    allocated = b0.weights_bytes + kv + act
+    return {"weights": b0.weights_bytes, "kv_cache": kv, "activations": act, "overhead": _overhead(p, allocated)}
 
-        out["activations"] = activations.activations_bytes(
-            spec, B, C, weights_dtype=weights_dtype, attention=p.attention, mode=p.mode, tp=p.tp, cache=p.cache)
-    return out
+
+def _overhead(p: Plan, allocated: np.ndarray) -> np.ndarray:
+    """:func:`planner.overhead.overhead_components` summed, for an array of torch-allocated bytes."""
+    from planner.overhead import ASSUMPTIONS
+
+    total = np.zeros(np.shape(allocated), dtype=np.int64)
+    if p.device == "cpu":
+        return total
+    overrides = dict(p.overrides)
+    for a in ASSUMPTIONS:
+        if a.tp_only and p.tp <= 1:
+            continue
+        if a.name in overrides:
+            total = total + overrides[a.name]
+        elif a.fraction is not None:
+            total = total + np.trunc(a.fraction * np.asarray(allocated, dtype=np.float64)).astype(np.int64)
+        else:
+            total = total + a.default_bytes
+    return total

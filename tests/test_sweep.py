@@ -157,3 +157,34 @@ def test_vectorized_vllm_equals_a_loop_of_scalar_calls(batches, contexts):
         cap = vllm_capacity(spec, p)
         assert row.kv_cache_tokens == cap.kv_cache_tokens
         assert bool(row.fits) == fit_predicate(spec, plan, 64 << 20)(int(row.batch), int(row.context))
+
+
+@pytest.mark.parametrize("variant", [
+    dict(attention="eager"), dict(mode="forward"), dict(cache="static"), dict(device="cpu"),
+    dict(overrides=(("overhead/cuda_context", 123),)), dict(kv_dtype="int4"), dict(kv_dtype="fp8_e4m3"),
+], ids=lambda v: ",".join(f"{k}={v[k]}" for k in v))
+def test_transformers_plan_variants_equal_scalar_estimate(variant):
+    spec = tiny()
+    kv = variant.pop("kv_dtype", "auto")
+    plan = Plan(**variant)
+    df = sweep(spec, plan, batch=[1, 2, 9], context=[1, 130, 700], kv_dtype=[kv], device_bytes=1 << 24)
+    for row in df.itertuples():
+        b = estimate(spec, point(plan, df.loc[row.Index]))
+        assert (row.kv_cache_bytes, row.activations_bytes, row.overhead_bytes, row.total_bytes) == (
+            b.kv_cache_bytes, b.activations_bytes, b.overhead_bytes, b.total_bytes)
+
+
+def test_transformers_tensor_parallel_rows_equal_scalar_estimate():
+    spec = catalog_spec("llama-3.1-8b")
+    df = sweep(spec, Plan(), batch=[1, 4], context=[1000, 32768], gpus=2, device_bytes=80 * GiB)
+    for row in df.itertuples():
+        b = estimate(spec, Plan(batch=int(row.batch), context=int(row.context), tp=2))
+        assert (row.weights_bytes, row.total_bytes) == (b.weights_bytes, b.total_bytes)
+
+
+def test_transformers_mla_and_moe_rows_equal_scalar_estimate():
+    for name in ("deepseek-v3", "mixtral-8x7b"):
+        spec = catalog_spec(name)
+        df = sweep(spec, Plan(), batch=[1, 3], context=[64, 5000], weights=["bf16"])
+        for row in df.itertuples():
+            assert row.total_bytes == estimate(spec, point(Plan(), df.loc[row.Index])).total_bytes, name
