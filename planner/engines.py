@@ -442,7 +442,8 @@ def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
     if spec.approximate:
         notes.append("model planned as a llama-like approximation: numbers are approximate")
     notes.extend(spec.notes)
-    return MemoryBreakdown(parameters=parameter_count(spec), components=tuple(comps), assumptions=tuple(notes))
+    return MemoryBreakdown(parameters=parameter_count(spec), components=tuple(comps), assumptions=tuple(notes),
+                           tp=plan.tp)
 
 
 # --------------------------------------------------------------------------------------------------
