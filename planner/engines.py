@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -151,6 +152,7 @@ def _shard_divisor(spec: ModelSpec, t: TensorInfo, tp: int) -> tuple[int, int]:
     return 1, tp
 
 
+@lru_cache(maxsize=512)
 def weight_components_per_gpu(spec: ModelSpec, fmt: WeightFormat, tp: int = 1) -> tuple[Component, ...]:
     """``weights/<component>`` bytes one GPU holds when the engine shards the model over ``tp`` GPUs.
 
