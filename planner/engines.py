@@ -81,6 +81,10 @@ MiB = 1 << 20
 
 #: vLLM's KV block size in tokens (``--block-size`` default 16 on CUDA).
 VLLM_BLOCK_SIZE = 16
+#: MLA models (DeepSeek) run vLLM's FlashMLA backend on Hopper, which forces 64-token blocks
+#: (vllm/platforms/cuda.py: "Forcing kv cache block size to 64 for FlashMLA backend"). An assumption
+#: for other GPUs, where other MLA backends choose their own block size.
+VLLM_MLA_BLOCK_SIZE = 64
 #: ``--max-num-batched-tokens`` defaults of ``vllm serve`` (V1, ``EngineArgs._set_default_args``):
 #: 8192 on GPUs with at least 70 GiB that are not A100s, else 2048.
 VLLM_MAX_BATCHED_TOKENS_LARGE_GPU = 8192
@@ -266,14 +270,20 @@ def vllm_activation_bytes(spec: ModelSpec, plan, dtype_bytes: int) -> dict[str, 
     return {"forward": forward, "sampler": sampler}
 
 
+def vllm_block_size(spec: ModelSpec) -> int:
+    """Tokens per KV block: 64 for MLA models (FlashMLA), else vLLM's default 16."""
+    return VLLM_MLA_BLOCK_SIZE if "mla" in spec.layer_types else VLLM_BLOCK_SIZE
+
+
 def _vllm_kv_layout(spec: ModelSpec, kv_name: str, weights_dtype: str, tp: int):
     """Per kind: (layers, page bytes per layer per block). Raises for what vLLM would refuse."""
     per_token = kv_bytes_per_token(spec, kv_name, weights_dtype=weights_dtype, tp=tp)
+    bs = vllm_block_size(spec)
     kinds: dict[str, tuple[int, int]] = {}
     for kind, total in per_token.items():
         n = sum(1 for k in spec.layer_types if k == kind)
         if n:
-            kinds[kind] = (n, VLLM_BLOCK_SIZE * (total // n))
+            kinds[kind] = (n, bs * (total // n))
     if not kinds:
         raise InputError("this model has no attention layers that vLLM would give a KV cache")
     return kinds
@@ -294,15 +304,15 @@ def _vllm_groups(kinds: dict[str, tuple[int, int]]) -> tuple[int, list[str]]:
     return size, groups
 
 
-def _per_layer_request_blocks(kind: str, max_model_len, window: int | None, batched: int):
+def _per_layer_request_blocks(kind: str, max_model_len, window: int | None, batched: int, bs: int):
     """Blocks of vLLM's ``max_memory_usage_bytes`` of one layer for one request of max_model_len tokens.
 
     ``max_model_len`` may be an int or a numpy int64 array (the sweep uses the same code).
     """
     if kind == SLIDING and window:
         tokens = np.minimum(window - 1 + batched, max_model_len)
-        return -(-tokens // VLLM_BLOCK_SIZE) + 1
-    return -(-max_model_len // VLLM_BLOCK_SIZE)
+        return -(-tokens // bs) + 1
+    return -(-max_model_len // bs)
 
 
 def vllm_request_needs(spec: ModelSpec, layout, group_kinds, batched: int, max_model_len):
@@ -312,9 +322,9 @@ def vllm_request_needs(spec: ModelSpec, layout, group_kinds, batched: int, max_m
     Blocks follow ``get_max_concurrency_for_kv_cache_config`` (a sum over groups); bytes follow
     ``check_enough_kv_cache_memory`` (a sum over layers).
     """
-    w = spec.sliding_window
-    blocks = sum(_per_layer_request_blocks(k, max_model_len, w, batched) for k in group_kinds)
-    need = sum(n * p * _per_layer_request_blocks(k, max_model_len, w, batched) for k, n, p in layout)
+    w, bs = spec.sliding_window, vllm_block_size(spec)
+    blocks = sum(_per_layer_request_blocks(k, max_model_len, w, batched, bs) for k in group_kinds)
+    need = sum(n * p * _per_layer_request_blocks(k, max_model_len, w, batched, bs) for k, n, p in layout)
     return blocks, need
 
 
@@ -383,7 +393,7 @@ def vllm_capacity(spec: ModelSpec, plan) -> VllmCapacity:
     return VllmCapacity(
         gpu_memory_bytes=total, budget_bytes=budget, weights_bytes=weights, activation_peak_bytes=act,
         non_torch_bytes=non_torch, cuda_graph_bytes=graphs, available_kv_bytes=available, page_bytes=page, layers_per_group=size,
-        num_groups=len(groups), num_blocks=num_blocks, kv_pool_bytes=kv_pool, block_size=VLLM_BLOCK_SIZE,
+        num_groups=len(groups), num_blocks=num_blocks, kv_pool_bytes=kv_pool, block_size=vllm_block_size(spec),
         kv_cache_tokens=tokens, max_model_len=L, blocks_per_request=blocks_per_request,
         max_concurrency=concurrency, max_num_batched_tokens=batched, max_num_seqs=plan.max_num_seqs,
         fits=fits, reason=reason, layout=layout, group_kinds=tuple(groups),
@@ -413,7 +423,7 @@ def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
                            "CUDA-graph memory vLLM (>= 0.21) estimates and takes from the budget",
                            "override" if _override(plan, "overhead/cuda_graphs") is not None else "assumption"))
     comps.append(Component("kv_cache/pool", cap.kv_pool_bytes,
-                           f"{cap.num_blocks:,} blocks x {VLLM_BLOCK_SIZE} tokens x {cap.layers_per_group} layers "
+                           f"{cap.num_blocks:,} blocks x {cap.block_size} tokens x {cap.layers_per_group} layers "
                            f"per group x {cap.page_bytes:,} bytes per layer-block"))
     kv_name = canonical_kv_dtype(plan.kv_dtype, dtype)
     downcast = plan.weights == "auto" and resolve_format(spec, "auto").name == "fp32"
@@ -422,7 +432,7 @@ def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
         f"{cap.budget_bytes / GiB:.2f} GiB per GPU; the KV pool takes everything left in it",
         f"vLLM: GPU KV cache size: {cap.kv_cache_tokens:,} tokens; maximum concurrency for "
         f"{cap.max_model_len:,} tokens per request: {cap.max_concurrency:.2f}x",
-        f"vLLM: weights stored as {fmt.label}; compute dtype {dtype}; KV cache {kv_name}, blocks of {VLLM_BLOCK_SIZE} tokens",
+        f"vLLM: weights stored as {fmt.label}; compute dtype {dtype}; KV cache {kv_name}, blocks of {cap.block_size} tokens",
         f"vLLM: profiling run at max_num_batched_tokens={cap.max_num_batched_tokens:,}, max_num_seqs={plan.max_num_seqs}; "
         "its activation peak, the non-torch and the CUDA-graph memory are assumptions (override with measured values)",
         "vLLM: the CUDA context and NCCL buffers (initialised before vLLM's memory snapshot) sit outside the "
@@ -434,7 +444,8 @@ def vllm_breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
         notes.append(f"vLLM: hybrid allocator, {cap.num_groups} groups of {cap.layers_per_group} layers; sliding-window "
                      "layers hold only the window per request")
     if "mla" in spec.layer_types:
-        notes.append("vLLM: MLA layers cache one latent (kv_lora_rank + qk_rope_head_dim) per token, not split by TP")
+        notes.append("vLLM: MLA layers cache one latent (kv_lora_rank + qk_rope_head_dim) per token, not split by TP; "
+                     f"{VLLM_MLA_BLOCK_SIZE}-token blocks (FlashMLA on Hopper)")
     if "mamba" in spec.layer_types:
         notes.append("vLLM: mamba/SSM layer state is not modelled")
     if plan.tp > 1:

@@ -136,7 +136,7 @@ def test_vllm_mla_latent_is_not_split_by_tensor_parallelism():
     spec = catalog_spec("deepseek-v3")
     p1 = vllm_capacity(spec, Plan(engine="vllm", gpu_memory_bytes=H100, tp=8)).page_bytes
     # one latent of kv_lora_rank + qk_rope_head_dim per token and layer, bf16
-    assert p1 == VLLM_BLOCK_SIZE * (512 + 64) * 2
+    assert p1 == 64 * (512 + 64) * 2  # FlashMLA's 64-token blocks
 
 
 def test_vllm_tensor_parallel_kv_heads_and_weights_per_gpu():

@@ -188,3 +188,13 @@ def test_transformers_mla_and_moe_rows_equal_scalar_estimate():
         df = sweep(spec, Plan(), batch=[1, 3], context=[64, 5000], weights=["bf16"])
         for row in df.itertuples():
             assert row.total_bytes == estimate(spec, point(Plan(), df.loc[row.Index])).total_bytes, name
+
+
+def test_vllm_mla_rows_equal_the_engine():
+    spec = catalog_spec("deepseek-v3")
+    plan = Plan(engine="vllm", weights="fp8-block", gpu_memory_bytes=150 * GiB, tp=8)
+    df = sweep(spec, plan, batch=[1, 100], context=[1000, 64000], gpus=8)
+    for row in df.itertuples():
+        cap = vllm_capacity(spec, replace(plan, batch=int(row.batch), context=int(row.context)))
+        assert (row.kv_cache_bytes, row.kv_cache_tokens) == (cap.kv_pool_bytes, cap.kv_cache_tokens)
+        assert cap.block_size == 64
