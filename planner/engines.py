@@ -14,7 +14,8 @@ Followed: ``vllm/v1/worker/gpu_worker.py`` ``Worker.determine_available_memory``
 * available KV memory = budget - (weights + activation peak + non-torch). It is cut into blocks of 16
   tokens: ``num_blocks = available // page_size // layers_per_group`` where one page holds 16 tokens of
   K and V of one layer (``2 * 16 * kv_heads_per_gpu * head_dim * dtype bytes``; MLA: one latent
-  ``16 * (kv_lora_rank + qk_rope_head_dim) * dtype bytes``, not split by tensor parallelism).
+  ``64 * (kv_lora_rank + qk_rope_head_dim) * dtype bytes`` in FlashMLA's 64-token blocks, not split by
+  tensor parallelism).
 * hybrid models (sliding + full attention) use the hybrid allocator: layers are grouped by type into
   groups of equal size sharing one block pool; a sliding layer needs only
   ``min(window - 1 + max_num_batched_tokens, max_model_len)`` tokens (+1 block) per request.
