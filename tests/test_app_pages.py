@@ -131,11 +131,13 @@ def test_engine_settings_reach_the_planner(engine, weights, kv):
     if engine == "vllm":
         at.slider(key="hr_util").set_value(0.8)
         at.number_input(key="hr_seqs").set_value(64)
+        at.number_input(key="hr_ov_overhead/non_torch").set_value(100.0)  # an engine assumption overridden
     else:
         at.number_input(key="hr_ngl").set_value(20)
     at.run()
     assert_clean(at)
-    extra = {"gpu_memory_utilization": 0.8, "max_num_seqs": 64} if engine == "vllm" else {"n_gpu_layers": 20}
+    extra = ({"gpu_memory_utilization": 0.8, "max_num_seqs": 64, "overrides": (("overhead/non_torch", 100 * 2**20),)}
+             if engine == "vllm" else {"n_gpu_layers": 20})
     spec = catalog_spec("llama-3.1-8b")
     plan = Plan(engine=engine, weights=weights, kv_dtype=kv, gpu_memory_bytes=H100, **extra)
     exp = expected(spec, **{k: v for k, v in plan.__dict__.items() if k != "weights"}, weights=weights)
@@ -342,12 +344,8 @@ def test_switching_to_llamacpp_picks_a_gguf_format_and_back():
     assert shown(at, exp) == exp
 
 
-def test_overhead_overrides_travel_in_the_link(monkeypatch):
-    from app.app_pages import common
-
+def test_overhead_overrides_travel_in_the_link():
     name = "overhead/cuda_context"
-    monkeypatch.setattr(common, "overhead_assumptions",
-                        lambda: (common.Assumption(name, 500 * 2**20, "CUDA context", "assumption"),))
     at = run_app({f"ov.{name}": str(300 * 2**20)})
     assert_clean(at)
     assert at.number_input(key=f"hr_ov_{name}").value == 300.0  # MiB
@@ -355,7 +353,7 @@ def test_overhead_overrides_travel_in_the_link(monkeypatch):
     assert shown(at, exp) == exp
     at.number_input(key=f"hr_ov_{name}").set_value(200.0).run()
     assert qp(at)[f"ov.{name}"] == str(200 * 2**20)
-    at.number_input(key=f"hr_ov_{name}").set_value(500.0).run()  # back to the default: not in the link
+    at.number_input(key=f"hr_ov_{name}").set_value(None).run()  # empty = the default: not in the link
     assert f"ov.{name}" not in qp(at)
     bad = run_app({f"ov.{name}": "-5", "ov.overhead/gremlins": "1"})
     errors = " ".join(e.value for e in bad.sidebar.error)

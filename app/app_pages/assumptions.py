@@ -20,12 +20,13 @@ r = common.resolved()
 unit = r.unit if r is not None else "GiB"
 
 st.header("Overhead assumptions")
-assumptions = common.overhead_assumptions()
-if assumptions:
-    st.dataframe(pd.DataFrame([{
-        "name": a.name, "default": charts.fmt_bytes(a.default_bytes, unit), "bytes": a.default_bytes,
-        "what": a.description, "source": a.source,
-    } for a in assumptions]), hide_index=True, key="as_overhead")
+rows = [{
+    "engine": engine, "name": a.name,
+    "default": a.default_text or (charts.fmt_bytes(a.default_bytes, unit, 3) if a.default_bytes is not None else ""),
+    "bytes": a.default_bytes, "what": a.description, "source": a.source,
+} for engine in ("transformers", "vllm", "llamacpp") for a in common.overhead_assumptions(engine)]
+if rows:
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="as_overhead")
 else:
     st.info("The overhead model does not publish its assumptions in this build.")
 

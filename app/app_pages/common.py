@@ -97,27 +97,52 @@ def nav_pages(policy: hosted.Policy, pages_dir: str = PAGES_DIR) -> list[NavPage
 
 @dataclass(frozen=True)
 class Assumption:
+    """One overridable assumption as the app shows it. ``default_bytes`` None: depends on the plan."""
+
     name: str
-    default_bytes: int
+    default_bytes: int | None
     description: str = ""
     source: str = ""
+    default_text: str = ""  # how the default is computed, when it is not a fixed size
 
 
-def overhead_assumptions() -> tuple[Assumption, ...]:
-    """Overridable overhead assumptions from planner.overhead.ASSUMPTIONS (empty until it exists)."""
-    mod = _optional("planner.overhead")
-    out = []
-    for a in getattr(mod, "ASSUMPTIONS", ()) or ():
-        name = getattr(a, "name", None) or (a.get("name") if isinstance(a, dict) else None)
-        default = getattr(a, "default_bytes", None)
-        if default is None and isinstance(a, dict):
-            default = a.get("default_bytes")
-        if not isinstance(name, str) or not isinstance(default, int):
-            continue
-        desc = getattr(a, "description", "") or (a.get("description", "") if isinstance(a, dict) else "")
-        src = getattr(a, "source", "") or (a.get("source", "") if isinstance(a, dict) else "")
-        out.append(Assumption(name, default, str(desc), str(src)))
-    return tuple(out)
+def _as_assumption(a) -> Assumption | None:
+    name, default = getattr(a, "name", None), getattr(a, "default_bytes", None)
+    if not isinstance(name, str):
+        return None
+    fraction = getattr(a, "fraction", None)
+    text = f"{fraction:.0%} of torch-allocated bytes" if fraction is not None else ""
+    return Assumption(name, None if fraction is not None else default, str(getattr(a, "description", "")),
+                      str(getattr(a, "source", "")), text)
+
+
+def overhead_assumptions(engine: str | None = "transformers") -> tuple[Assumption, ...]:
+    """The assumptions an engine's plan may override (Plan.overrides), from the planner.
+
+    transformers: planner.overhead.ASSUMPTIONS. vLLM: the terms planner.engines documents as overridable.
+    llama.cpp: its CUDA context. ``None``: all of them (what a link may carry).
+    """
+    out: list[Assumption] = []
+    if engine in (None, "transformers"):
+        for a in getattr(_optional("planner.overhead"), "ASSUMPTIONS", ()) or ():
+            x = _as_assumption(a)
+            if x is not None:
+                out.append(x)
+    eng = _optional("planner.engines")
+    if eng is not None and engine in (None, "vllm"):
+        out += [
+            Assumption("activations/profile_peak", None, "vLLM's activation peak in its profiling run",
+                       "planner.engines.vllm_activation_bytes (calibrated on vLLM logs)", "model-dependent"),
+            Assumption("overhead/non_torch", getattr(eng, "VLLM_NON_TORCH_BYTES", None),
+                       "non-torch memory vLLM counts inside its budget", "planner.engines.VLLM_NON_TORCH_BYTES"),
+            Assumption("overhead/cuda_graphs", getattr(eng, "VLLM_CUDA_GRAPH_BYTES", None),
+                       "CUDA-graph memory vLLM takes from its budget", "planner.engines.VLLM_CUDA_GRAPH_BYTES"),
+        ]
+    if eng is not None and engine in (None, "llamacpp") and hasattr(eng, "LLAMACPP_CUDA_CONTEXT_BYTES"):
+        out.append(Assumption("overhead/cuda_context", eng.LLAMACPP_CUDA_CONTEXT_BYTES,
+                              "CUDA context + cuBLAS handles of a llama.cpp process",
+                              "planner.engines.LLAMACPP_CUDA_CONTEXT_BYTES"))
+    return tuple({a.name: a for a in out}.values()) if engine is not None else tuple(out)
 
 
 def gpu_catalog() -> dict:
@@ -157,7 +182,7 @@ def choices(policy: hosted.Policy) -> state.Choices:
     return state.Choices(
         models=tuple(catalog()), weights=tuple(weight_formats()), kv_dtypes=kv_dtypes(), engines=ENGINES,
         attentions=ATTENTIONS, caches=CACHES, modes=MODES, gpus=tuple(gpu_catalog()),
-        overrides=tuple(a.name for a in overhead_assumptions()), sources=sources,
+        overrides=tuple(dict.fromkeys(a.name for a in overhead_assumptions(None))), sources=sources,
     )
 
 
@@ -589,7 +614,7 @@ def sidebar(policy: hosted.Policy) -> Resolved:
     _ensure(KEYS["gpus"], d.gpus)
     sb.number_input("GPUs (tensor parallel)", min_value=1, max_value=64, step=1, key=KEYS["gpus"])
 
-    overrides = _overrides_widgets(sb, unit)
+    overrides = _overrides_widgets(sb, engine)
 
     values = {name: st.session_state.get(key, getattr(d, name)) for name, key in KEYS.items()}
     if values["gpu"] in ("", None):
@@ -618,22 +643,25 @@ def sidebar(policy: hosted.Policy) -> Resolved:
     return r
 
 
-def _overrides_widgets(sb, unit: str) -> tuple[tuple[str, int], ...]:
-    assumptions = overhead_assumptions()
+def _overrides_widgets(sb, engine: str) -> tuple[tuple[str, int], ...]:
+    """One number box per assumption of this engine (MiB); empty = the planner's default."""
+    assumptions = overhead_assumptions(engine)
     with sb.expander("Overhead assumptions", expanded=False):
         if not assumptions:
-            st.caption("The overhead model does not list overridable assumptions in this build.")
+            st.caption(f"The planner lists no overridable assumptions for {engine} in this build.")
             return ()
-        st.caption("Defaults are assumptions; replace any with your measured value (MiB).")
+        st.caption("Leave a box empty for the planner's default; enter your measured value (MiB) to replace it.")
         out = []
         for a in assumptions:
             key = OVERRIDE_KEY + a.name
-            _ensure(key, a.default_bytes / 2**20)
-            st.number_input(a.name, min_value=0.0, max_value=float(1 << 30), step=16.0, key=key,
-                            help=(a.description + (f" Source: {a.source}" if a.source else "")).strip() or None)
-            n = int(round(float(st.session_state[key]) * 2**20))
-            if n != a.default_bytes:
-                out.append((a.name, n))
+            _ensure(key, None)
+            default = a.default_text or (f"{a.default_bytes / 2**20:,.1f} MiB" if a.default_bytes is not None else "")
+            st.number_input(a.name, value=None, min_value=0.0, max_value=float(1 << 30), step=16.0, key=key,
+                            placeholder=f"default: {default}" if default else "default",
+                            help=(a.description + (f". Source: {a.source}" if a.source else "")).strip() or None)
+            value = st.session_state.get(key)
+            if value is not None:
+                out.append((a.name, int(round(float(value) * 2**20))))
         return tuple(sorted(out))
 
 
