@@ -25,7 +25,8 @@ The peak of ``generate()`` is weights + KV cache + the largest transient, where 
     (mode ``forward``) computes B·P·V.
 * **decode** (one token per sequence with C tokens cached): ``activations/cache_growth`` is the
   ``torch.cat`` copy of one layer's K (or V) while the old tensor is still referenced, plus the
-  decode-step activations and the logits; MLA decompresses the whole cache every step.
+  decode-step activations and the logits; MLA decompresses the whole cache every step; eager
+  attention copies one layer's K and V to every query head (``repeat_kv``), 2·B·H·C·d.
 
 ``e`` is the compute dtype's size. All functions take ``batch``/``context``/``prompt`` as ints or numpy
 arrays and broadcast. Under tensor parallelism attention heads and MLP widths are divided by TP, the
@@ -42,9 +43,9 @@ from planner.kv_cache import compute_dtype_bytes, kv_heads_per_gpu, transformers
 from planner.spec import FULL, SLIDING, ModelSpec
 
 ATTENTIONS = ("sdpa", "eager", "flash_attention_2")
-#: families whose transformers 5.23 model has ``_supports_sdpa = False`` (Gemma2's logit softcapping):
-#: asking for sdpa loads them with eager attention
-NO_SDPA_FAMILIES = ("gemma2",)
+#: families whose transformers 5.23 model has ``_supports_sdpa = False`` (Gemma2's logit softcapping,
+#: gpt-oss's attention sinks): asking for sdpa loads them with eager attention
+NO_SDPA_FAMILIES = ("gemma2", "gpt_oss")
 
 
 def effective_attention(spec: ModelSpec, attention: str) -> str:
@@ -62,6 +63,7 @@ _FORMULAS = {
     "logits": "generate(): batch x vocab x (e + 4) (last position, fp32 copy); forward: batch x prompt x vocab",
     "cache_growth": "torch.cat copy of one layer's K or V when the DynamicCache grows",
     "decode": "one decode step's activations (MLA: the decompressed cache)",
+    "attention_decode": "eager decode: repeat_kv copies of one layer's K and V for every query head",
 }
 
 
@@ -209,6 +211,18 @@ def activation_parts(spec: ModelSpec, batch, context, *, prompt=None, weights_dt
     else:
         dec_logits = np.zeros(b.shape, dtype=np.int64)
     decode = {"cache_growth": growth, "decode": decode_step, "logits": dec_logits}
+    if attention == "eager" and spec.mla is None:
+        # eager decode: repeat_kv copies one layer's K and V to all query heads, plus one row of scores;
+        # the cat copies are already released by then, so the two peaks do not add up
+        heads_q = -(-spec.num_heads // tp)
+        held = np.zeros(b.shape, dtype=np.int64)
+        if FULL in spec.layer_types:
+            held = np.maximum(held, c)
+        if SLIDING in spec.layer_types and spec.sliding_window:
+            held = np.maximum(held, np.minimum(c, spec.sliding_window))
+        eager_dec = 2 * b * heads_q * held * spec.head_dim * e + b * heads_q * held * (2 * e + 4)
+        decode["attention"] = eager_dec
+        decode["cache_growth"] = np.maximum(growth - eager_dec, 0)
     return {"prefill": prefill, "logits": logits_phase, "decode": decode}
 
 
@@ -237,7 +251,8 @@ def activation_components(spec: ModelSpec, plan, weights_dtype: str = "bfloat16"
     comps = []
     for name, v in parts[phase].items():
         if int(v):
-            comps.append(Component(f"activations/{name}", int(v), f"{phase} peak: {_FORMULAS[name]}", "estimate"))
+            formula = _FORMULAS["attention_decode" if (phase, name) == ("decode", "attention") else name]
+            comps.append(Component(f"activations/{name}", int(v), f"{phase} peak: {formula}", "estimate"))
     return tuple(comps)
 
 

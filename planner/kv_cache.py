@@ -10,6 +10,8 @@ Notation: B batch, C tokens processed per sequence (``context``), KV key/value h
   ``kv_nope`` [B, 1, C, kv_lora_rank] and values ``k_rot`` [B, 1, C, qk_rope_head_dim]
   (``DeepseekV3Attention.forward`` calls ``past_key_values.update`` before ``expand_kv``). vLLM and
   SGLang cache the same latent. The latent is not sharded by tensor parallelism.
+* Mamba layers (Jamba) hold a fixed state per sequence in a ``LinearAttentionLayer``: the conv state
+  [B, d_inner, conv_kernel] in the compute dtype and the SSM state [B, d_inner, state_size] in fp32.
 * ``StaticCache`` preallocates ``max_cache_len`` tokens on full layers and min(W, max_cache_len) on
   sliding layers (``StaticSlidingWindowLayer``: W, not W - 1).
 * KV dtypes: ``auto`` is the weights' compute dtype. ``fp8_e4m3``: ``QuantizedCache(backend="fp8")``
@@ -179,7 +181,8 @@ def kv_cache_parts(spec: ModelSpec, batch, context, kv_dtype: str = "auto", *, w
     counts = _layer_counts(spec)
     parts: dict[str, np.ndarray] = {}
     quantized = name in _QUANT_BITS or name.startswith("fp8")
-    if quantized and (counts[SLIDING] or counts["mla"]):
+    n_mamba = sum(1 for t in spec.layer_types if t == "mamba")
+    if quantized and (counts[SLIDING] or counts["mla"] or n_mamba):
         raise InputError(
             f"transformers' QuantizedCache (KV dtype {name}) supports only full-attention layers; this model has "
             "sliding-window or MLA layers. Use KV dtype auto/fp16/bf16/fp32, or the vllm engine."
@@ -187,6 +190,13 @@ def kv_cache_parts(spec: ModelSpec, batch, context, kv_dtype: str = "auto", *, w
     if quantized and cache == "static":
         raise InputError("a quantized KV dtype uses transformers' QuantizedCache, which is dynamic; use --cache dynamic")
     zero = np.zeros(b.shape, dtype=np.int64)
+    mamba = getattr(spec, "mamba", None)
+    if n_mamba and mamba is not None:
+        # LinearAttentionLayer: conv state [B, d_inner, conv_kernel] in the compute dtype and the SSM
+        # (recurrent) state [B, d_inner, state_size] in fp32, whatever the context
+        d_inner = mamba.d_inner(spec.hidden_size)
+        per_seq = d_inner * (mamba.conv_kernel * compute_dtype_bytes(weights_dtype) + mamba.state_size * 4)
+        parts["mamba_state"] = n_mamba * b * per_seq + zero
     if name in _FLOAT_BYTES and not name.startswith("fp8"):
         eb = _FLOAT_BYTES[name]
         for kind, label in ((FULL, "full"), (SLIDING, "sliding"), ("mla", "mla")):
@@ -240,6 +250,7 @@ _FORMULAS = {
     "sliding": "2 x batch x min(context, window - 1) x kv_heads x head_dim x bytes, over sliding layers",
     "mla": "batch x context x (kv_lora_rank + qk_rope_head_dim) x bytes, over MLA layers (latent)",
     "quant_state": "quantized-cache scales (and zero-points) stored beside the packed K/V",
+    "mamba_state": "batch x d_inner x (conv_kernel x e + state_size x 4) per Mamba layer, any context",
 }
 
 

@@ -164,3 +164,29 @@ def test_components_are_named_and_sum_to_the_peak():
     comps = activation_components(spec, plan, "bfloat16")
     assert comps and all(c.path.startswith("activations/") for c in comps)
     assert sum(c.bytes for c in comps) == activations_bytes(spec, 2, 1000)
+
+
+@pytest.mark.parametrize("family", [f for f in ("llama", "gemma2") if f in FAMILIES])
+def test_decode_step_transient_matches_torch(family):
+    """One decode step with C tokens cached: cache growth by torch.cat (sdpa) or repeat_kv (eager)."""
+    import gc
+
+    from planner.activations import activation_parts
+
+    spec, model = spec_of(family), model_of(family, "float32", "sdpa")
+    batch, prompt = 2, 2000
+    tracker = PeakTracker()
+    with torch.no_grad(), tracker:
+        out = model(input_ids=torch.randint(0, 1000, (batch, prompt)), use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        # a first decode step releases the prefill's oversized sliding-window storage
+        out = model(input_ids=torch.randint(0, 1000, (batch, 1)), past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        del out
+        gc.collect()
+        before = tracker.live
+        tracker.peak = before
+        model(input_ids=torch.randint(0, 1000, (batch, 1)), past_key_values=cache, use_cache=True)
+        measured = tracker.peak - before
+    decode = activation_parts(spec, batch, prompt + 2, prompt=prompt, weights_dtype="float32")["decode"]
+    assert_close(int(sum(decode.values())), measured, "decode")

@@ -59,6 +59,12 @@ TINY: dict[str, dict] = {
                         first_k_dense_replace=1, n_group=1, topk_group=1),
     "olmo2": dict(_BASE, model_type="olmo2", num_hidden_layers=2),
     "starcoder2": dict(_BASE, model_type="starcoder2", num_hidden_layers=2, sliding_window=WINDOW),
+    "jamba": dict(_BASE, model_type="jamba", num_hidden_layers=4, attn_layer_period=2, attn_layer_offset=1,
+                  expert_layer_period=2, expert_layer_offset=1, num_experts=4, num_experts_per_tok=2,
+                  mamba_d_state=8, mamba_d_conv=4, mamba_expand=2, mamba_dt_rank=8),
+    "gpt_oss": dict(_BASE, model_type="gpt_oss", num_hidden_layers=2, head_dim=16, num_local_experts=4,
+                    num_experts_per_tok=2, sliding_window=WINDOW,
+                    layer_types=["sliding_attention", "full_attention"]),
     "gpt2": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=128, n_positions=256),
     "gpt_neox": dict(_BASE, model_type="gpt_neox", num_hidden_layers=2, num_key_value_heads=None),
     "falcon": dict(_BASE, model_type="falcon", num_hidden_layers=2, num_key_value_heads=None,
@@ -107,7 +113,7 @@ def real_cache_bytes(cache) -> int:
                 add(y)
 
     for layer in cache.layers:
-        for attr in ("keys", "values", "_quantized_keys", "_quantized_values"):
+        for attr in ("keys", "values", "_quantized_keys", "_quantized_values", "conv_states", "recurrent_states"):
             add(getattr(layer, attr, None))
     return total
 
