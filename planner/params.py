@@ -67,11 +67,14 @@ def _layers(spec: ModelSpec, pred) -> tuple[int, ...]:
 # Module names per family, as transformers 5.23 names them inside one decoder layer / the base model.
 _ATTN = {"gpt2": "attn", "gpt_neox": "attention", "falcon": "self_attention"}
 _QKV = {"gpt2": "c_attn", "gpt_neox": "query_key_value", "falcon": "query_key_value"}
-_O = {"gpt2": "c_proj", "gpt_neox": "dense", "falcon": "dense"}
+_O = {"gpt2": "c_proj", "gpt_neox": "dense", "falcon": "dense", "phi": "dense"}
 _MLP_IN_OUT = {"gpt2": ("c_fc", "c_proj"), "starcoder2": ("c_fc", "c_proj"),
-               "gpt_neox": ("dense_h_to_4h", "dense_4h_to_h"), "falcon": ("dense_h_to_4h", "dense_4h_to_h")}
+               "gpt_neox": ("dense_h_to_4h", "dense_4h_to_h"), "falcon": ("dense_h_to_4h", "dense_4h_to_h"),
+               "phi": ("fc1", "fc2")}
 _EMBED = {"gpt2": "wte", "gpt_neox": "embed_in", "falcon": "word_embeddings"}
-_FINAL_NORM = {"gpt2": "ln_f", "gpt_neox": "final_layer_norm", "falcon": "ln_f", "jamba": "final_layernorm"}
+_FINAL_NORM = {"gpt2": "ln_f", "gpt_neox": "final_layer_norm", "falcon": "ln_f", "jamba": "final_layernorm",
+               "phi": "final_layernorm"}
+_QK_NORM = {"phi": ("q_layernorm", "k_layernorm")}
 _MLP = {"jamba": "feed_forward"}
 _ROUTER = {"jamba": "router", "gpt_oss": "router"}
 #: per-layer norm module -> llama.cpp tensor base name
@@ -176,12 +179,14 @@ def tensors(spec: ModelSpec) -> tuple[TensorInfo, ...]:
         if spec.attn_sinks:  # GPT-OSS: a bare (heads,) parameter on the attention module
             add(f"{attn}.sinks", "other", (spec.num_heads,), "other", "attn_sinks", A)
         if spec.qk_norm:
-            if spec.qk_norm_per_head:  # Qwen3, Gemma3: one RMSNorm of head_dim shared by all heads
-                norm(f"{attn}.q_norm", d, "attn_q_norm", A)
-                norm(f"{attn}.k_norm", d, "attn_k_norm", A)
+            qn, kn = _QK_NORM.get(fam, ("q_norm", "k_norm"))
+            if spec.qk_norm_per_head:  # Qwen3, Gemma3 (head_dim), Phi (hidden // heads, LayerNorm)
+                width = spec.qk_norm_width or d
+                norm(f"{attn}.{qn}", width, "attn_q_norm", A, spec.norm_bias)
+                norm(f"{attn}.{kn}", width, "attn_k_norm", A, spec.norm_bias)
             else:  # OLMo2: over the whole projection
-                norm(f"{attn}.q_norm", q_out, "attn_q_norm", A)
-                norm(f"{attn}.k_norm", kv_out, "attn_k_norm", A)
+                norm(f"{attn}.{qn}", q_out, "attn_q_norm", A)
+                norm(f"{attn}.{kn}", kv_out, "attn_k_norm", A)
 
     # --- Mamba mixers (Jamba)
     M = _layers(spec, lambda i: spec.layer_types[i] == "mamba")

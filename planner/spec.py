@@ -157,6 +157,7 @@ class ModelSpec:
     lm_head_bias: bool = False
     conv1d: bool = False  # GPT-2 stores Linear weights as Conv1D (in x out)
     qk_norm_per_head: bool = True  # False: OLMo2 normalizes the whole q (H*d) and k (KV*d) projections
+    qk_norm_width: int = 0  # per-head q/k norm width when it is not head_dim (Phi: hidden // heads)
     #: per-layer norm modules in transformers' order (``input_layernorm``, ``post_attention_layernorm``,
     #: ``ln_1`` ...). Empty: the generic ``input_layernorm`` / ``post_attention_layernorm`` / Gemma's four.
     norm_names: tuple[str, ...] = ()
@@ -837,6 +838,43 @@ def _parse_gpt_oss(r: _Reader, model_type: str) -> ModelSpec:
     return _replace(spec, notes=spec.notes + tuple(notes))
 
 
+def _parse_smollm3(r: _Reader, model_type: str) -> ModelSpec:
+    # SmolLM3: Llama modules, tied embeddings, 4 KV heads by default. Every no_rope_layer_interval-th layer
+    # skips RoPE (no parameters); with use_sliding_window only those NoPE layers slide.
+    bias = r.bool("attention_bias", False)
+    use = r.bool("use_sliding_window", False)
+    window = _window(r, None) if use else None
+    n_layers = r.int("num_hidden_layers", hi=_MAX_LAYERS)
+    no_rope = _int_flags(r, "no_rope_layers", n_layers)
+    if no_rope is None:
+        interval = r.int("no_rope_layer_interval", default=4, hi=_MAX_LAYERS)
+        no_rope = tuple(int((i + 1) % interval != 0) for i in range(n_layers))
+    # no_rope_layers[i] is 1 where the layer *uses* RoPE (transformers' naming)
+    rule = [SLIDING if window is not None and not no_rope[i] else FULL for i in range(n_layers)]
+    return _llama_family(r, model_type, kv_default=4, tie_default=True, window=window, layer_types=rule,
+                         qkv_bias=bias, o_bias=bias, mlp_bias=r.bool("mlp_bias", False))
+
+
+def _int_flags(r: _Reader, name: str, n_layers: int) -> tuple[int, ...] | None:
+    value = r.cfg.get(name)
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != n_layers
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise ConfigError(f"must be a list of {n_layers} integers (one per layer)", name)
+    return tuple(value)
+
+
+def _parse_phi(r: _Reader, model_type: str) -> ModelSpec:
+    # Phi-1/1.5/2: parallel attention + MLP behind one LayerNorm; q/k/v/dense and fc1/fc2 all with bias;
+    # lm_head has a bias too. qk_layernorm adds LayerNorms of hidden // heads on q and k.
+    h, heads = r.int("hidden_size"), r.int("num_attention_heads", hi=_MAX_HEADS)
+    qk = r.bool("qk_layernorm", False)
+    return _llama_family(r, model_type, qkv_bias=True, o_bias=True, mlp_bias=True, mlp_gated=False,
+                         norm_bias=True, lm_head_bias=True, norms_per_layer=1, norm_names=("input_layernorm",),
+                         qk_norm=qk, qk_norm_width=h // heads if qk else 0)
+
+
 # --- classic (non-gated) decoders ----------------------------------------------------------------
 
 
@@ -936,6 +974,8 @@ _PARSERS: dict[str, Any] = {
     "falcon": _parse_falcon,
     "jamba": _parse_jamba,
     "gpt_oss": _parse_gpt_oss,
+    "phi": _parse_phi,
+    "smollm3": _parse_smollm3,
 }
 
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 #: the model types the planner supports; each has a random-config generator below
 FAMILIES = ("llama", "granite", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "gemma",
             "gemma2", "gemma3_text", "gemma3", "phi3", "olmo2", "starcoder2", "deepseek_v2", "deepseek_v3",
-            "gpt2", "gpt_neox", "falcon", "jamba", "gpt_oss")
+            "gpt2", "gpt_neox", "falcon", "jamba", "gpt_oss", "phi", "smollm3")
 
 _PREFIX = re.compile(r"^(?:model\.language_model\.|model\.|transformer\.|gpt_neox\.)?(?:(?:layers|h)\.(\d+)\.)?(.*)$")
 _VISION = ("model.vision_tower.", "model.multi_modal_projector.")
@@ -269,6 +269,20 @@ def random_config(family: str, rng: random.Random) -> dict:
         _window(rng, cfg)
         if cfg.get("sliding_window") is None and "sliding_window" in cfg:
             cfg["sliding_window"] = 16  # GPT-OSS always has sliding layers
+    elif family == "phi":
+        cfg["qk_layernorm"] = rng.random() < 0.4
+        if rng.random() < 0.3:
+            cfg["head_dim"] = rng.choice([4, 8, 12])
+    elif family == "smollm3":
+        cfg["pad_token_id"] = 0  # SmolLM3Config's default pad id must lie inside the tiny vocabulary
+        cfg["attention_bias"] = rng.random() < 0.3
+        cfg["mlp_bias"] = rng.random() < 0.3
+        cfg["use_sliding_window"] = rng.random() < 0.5
+        cfg["sliding_window"] = rng.choice([None, 16])
+        if rng.random() < 0.4:
+            cfg["no_rope_layers"] = [rng.randint(0, 1) for _ in range(cfg["num_hidden_layers"])]
+        else:
+            cfg["no_rope_layer_interval"] = rng.randint(1, 4)
     else:
         raise KeyError(family)
     return cfg

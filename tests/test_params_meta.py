@@ -29,7 +29,7 @@ from tests._configs import (  # noqa: E402
 )
 
 SEED = 20261121
-RANDOM_PER_FAMILY = 6  # 22 families x 6 = 132 random configs per run
+RANDOM_PER_FAMILY = 6  # 24 families x 6 = 144 random configs per run
 
 RANDOM_CASES = [
     (family, i) for family in FAMILIES for i in range(RANDOM_PER_FAMILY)
