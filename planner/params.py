@@ -19,11 +19,13 @@ from planner.spec import ModelSpec
 
 #: Roles decide how weight formats treat a tensor.
 #: linear  - 2-D weight of an nn.Linear (out x in) or GPT-2 Conv1D (in x out): quantizable
-#: bias    - 1-D bias of a Linear: keeps the compute dtype
+#: bias    - bias of a Linear (1-D), or GPT-OSS's per-expert biases (2-D): keeps the compute dtype
 #: embedding, norm, lm_head - never quantized by bitsandbytes/GPTQ/AWQ
-#: expert  - 3-D fused expert weights (num_experts x out x in), transformers 5.x MoE layout
-#: router  - the MoE gate (expert scores)
-#: other   - anything else (e.g. DeepSeek-V3's e_score_correction_bias)
+#: expert  - 3-D fused expert weights (num_experts x out x in; GPT-OSS: x in x out, see
+#:           MoESpec.experts_in_out), transformers 5.x MoE layout: bare nn.Parameters, not nn.Linear
+#: router  - the MoE gate (expert scores): a bare (E, h) nn.Parameter (plus GPT-OSS's (E,) bias)
+#: other   - parameters of no module type above: Mamba's A_log, D and conv1d (Jamba), GPT-OSS's
+#:           attention sinks. (DeepSeek-V3's e_score_correction_bias is a buffer, not listed.)
 ROLES = ("linear", "bias", "embedding", "norm", "lm_head", "expert", "router", "other")
 
 
