@@ -64,25 +64,32 @@ def _component_colors(paths: list[str]) -> list[str]:
 
 def stacked_bar(b: MemoryBreakdown, unit: str = "GiB", capacity_bytes: int | None = None,
                 title: str = "") -> go.Figure:
-    """One horizontal bar per group, stacked by component; a dashed line at the GPU capacity."""
-    fig = go.Figure()
+    """One horizontal bar, stacked by component; a dashed line at the GPU capacity.
+
+    Built from plain dicts in one go (no add_bar / add_vline calls): plotly validates each call, and
+    this chart is redrawn on every rerun of the Plan page.
+    """
     merged = b.as_dict()
-    colors = dict(zip(merged, _component_colors(list(merged)), strict=True))
-    for path, n in merged.items():
-        group = path.split("/", 1)[0]
-        fig.add_bar(
-            y=["total"], x=[scale(n, unit)], name=path, orientation="h",
-            marker_color=colors[path], legendgroup=group,
-            hovertemplate=f"{path}: %{{x:,.3f}} {unit}<extra></extra>",
-        )
+    colors = _component_colors(list(merged))
+    data = [
+        {"type": "bar", "y": ["total"], "x": [scale(n, unit)], "name": path, "orientation": "h",
+         "marker": {"color": color}, "legendgroup": path.split("/", 1)[0],
+         "hovertemplate": f"{path}: %{{x:,.3f}} {unit}<extra></extra>"}
+        for (path, n), color in zip(merged.items(), colors, strict=True)
+    ]
+    layout = {
+        "barmode": "stack", "height": max(260, 22 * len(merged) + 60), "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "xaxis": {"title": {"text": unit}}, "yaxis": {"visible": False}, "legend": {"traceorder": "normal"},
+    }
+    if title:
+        layout["title"] = {"text": title}
     if capacity_bytes:
-        fig.add_vline(x=scale(capacity_bytes, unit), line_dash="dash", line_color="#c92a2a",
-                      annotation_text=f"GPU memory {fmt_bytes(capacity_bytes, unit)}",
-                      annotation_position="top")
-    fig.update_layout(barmode="stack", height=max(260, 22 * len(merged) + 60), margin=dict(l=10, r=10, t=40, b=10),
-                      title=title or None, xaxis_title=unit, legend=dict(traceorder="normal"),
-                      yaxis=dict(visible=False))
-    return fig
+        x = scale(capacity_bytes, unit)
+        layout["shapes"] = [{"type": "line", "x0": x, "x1": x, "xref": "x", "y0": 0, "y1": 1, "yref": "paper",
+                             "line": {"dash": "dash", "color": "#c92a2a"}}]
+        layout["annotations"] = [{"x": x, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom",
+                                  "showarrow": False, "text": f"GPU memory {fmt_bytes(capacity_bytes, unit)}"}]
+    return go.Figure({"data": data, "layout": layout})
 
 
 def treemap(b: MemoryBreakdown, unit: str = "GiB") -> go.Figure:
@@ -95,17 +102,14 @@ def treemap(b: MemoryBreakdown, unit: str = "GiB") -> go.Figure:
             node = "/".join(parts[:i])
             nodes[node] = nodes.get(node, 0) + n
     ids = list(nodes)
-    parents = ["/".join(i.split("/")[:-1]) for i in ids]
-    labels = [i.split("/")[-1] for i in ids]
-    values = [scale(nodes[i], unit) for i in ids]
-    colors = [GROUP_COLORS.get(i.split("/")[0], "#999999") for i in ids]
-    fig = go.Figure(go.Treemap(
-        ids=ids, parents=parents, labels=labels, values=values, branchvalues="total",
-        marker=dict(colors=colors), texttemplate="%{label}<br>%{value:,.2f} " + unit,
-        hovertemplate="%{id}: %{value:,.3f} " + unit + "<extra></extra>",
-    ))
-    fig.update_layout(height=360, margin=dict(l=5, r=5, t=5, b=5))
-    return fig
+    trace = {
+        "type": "treemap", "ids": ids, "parents": ["/".join(i.split("/")[:-1]) for i in ids],
+        "labels": [i.split("/")[-1] for i in ids], "values": [scale(nodes[i], unit) for i in ids],
+        "branchvalues": "total", "marker": {"colors": [GROUP_COLORS.get(i.split("/")[0], "#999999") for i in ids]},
+        "texttemplate": "%{label}<br>%{value:,.2f} " + unit,
+        "hovertemplate": "%{id}: %{value:,.3f} " + unit + "<extra></extra>",
+    }
+    return go.Figure({"data": [trace], "layout": {"height": 360, "margin": {"l": 5, "r": 5, "t": 5, "b": 5}}})
 
 
 def fit_gauge(total_bytes: int, capacity_bytes: int, unit: str = "GiB") -> go.Figure:
@@ -113,17 +117,14 @@ def fit_gauge(total_bytes: int, capacity_bytes: int, unit: str = "GiB") -> go.Fi
     cap = scale(capacity_bytes, unit)
     val = scale(total_bytes, unit)
     fits = total_bytes <= capacity_bytes
-    fig = go.Figure(go.Indicator(
-        mode="gauge+number", value=val, number=dict(suffix=f" {unit}", valueformat=",.2f"),
-        title=dict(text="fits" if fits else "does not fit"),
-        gauge=dict(
-            axis=dict(range=[0, max(cap, val) * 1.05]),
-            bar=dict(color="#2f9e44" if fits else "#c92a2a"),
-            threshold=dict(line=dict(color="#c92a2a", width=3), value=cap),
-        ),
-    ))
-    fig.update_layout(height=230, margin=dict(l=20, r=20, t=50, b=10))
-    return fig
+    trace = {
+        "type": "indicator", "mode": "gauge+number", "value": val,
+        "number": {"suffix": f" {unit}", "valueformat": ",.2f"},
+        "title": {"text": "fits" if fits else "does not fit"},
+        "gauge": {"axis": {"range": [0, max(cap, val) * 1.05]}, "bar": {"color": "#2f9e44" if fits else "#c92a2a"},
+                  "threshold": {"line": {"color": "#c92a2a", "width": 3}, "value": cap}},
+    }
+    return go.Figure({"data": [trace], "layout": {"height": 230, "margin": {"l": 20, "r": 20, "t": 50, "b": 10}}})
 
 
 def context_curves(df: pd.DataFrame, unit: str = "GiB", capacities: dict[str, int] | None = None) -> go.Figure:

@@ -380,3 +380,16 @@ def test_an_unexpected_planner_failure_is_a_message_not_a_traceback(monkeypatch)
     at = run_app({"src": "hub", "hub": "org/model"})
     assert_clean(at)
     assert "ConnectionResetError: peer reset" in " ".join(e.value for e in at.error)
+
+
+def test_plan_charts_carry_the_breakdown():
+    at = run_app()
+    b = estimate(catalog_spec("llama-3.1-8b"), Plan(weights="bf16", gpu_memory_bytes=H100))
+    figs = {f["data"][0]["type"]: f for f in charts_shown(at)}
+    bar = [t for t in figs["bar"]["data"]]
+    assert {t["name"]: t["x"][0] * 2**30 for t in bar} == pytest.approx(b.as_dict())
+    assert figs["indicator"]["data"][0]["value"] == pytest.approx(b.total_bytes / 2**30)
+    at.radio(key="plan_chart").set_value("Treemap").run()
+    tm = next(f for f in charts_shown(at) if f["data"][0]["type"] == "treemap")["data"][0]
+    roots = [v for v, p in zip(_arr(tm["values"]), tm["parents"], strict=True) if p == ""]
+    assert sum(roots) * 2**30 == pytest.approx(b.total_bytes)

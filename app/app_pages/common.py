@@ -16,6 +16,7 @@ import importlib
 import logging
 import os
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -240,10 +241,31 @@ def _parse_text(text: str | bytes, approximate: bool, name: str) -> ModelSpec:
     return parse_config(load_config_text(text, source=name or "config.json"), approximate=approximate, name=name)
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+# Estimates and fits are cached with functools.lru_cache, not st.cache_data: ModelSpec and Plan are frozen
+# and hashable, so a key costs microseconds, where st.cache_data's hasher spends ~20 ms per call on a spec
+# (which would make a 200-point sweep take seconds). Sweeps and tables built from them use st.cache_data.
+_STORED: dict[str, object] = {}  # stored_key -> StoredWeights (hashing 100k tensors per call would be slow)
+
+
+def _remember_stored(stored, stored_key: str) -> None:
+    if stored_key and stored_key not in _STORED:
+        if len(_STORED) >= 16:
+            _STORED.clear()
+        _STORED[stored_key] = stored
+
+
+@lru_cache(maxsize=8192)
+def _estimate_cached(spec: ModelSpec, plan: Plan, stored_key: str) -> MemoryBreakdown:
+    stored = _STORED.get(stored_key) if stored_key else None
+    return estimate(spec, plan, stored) if stored is not None else estimate(spec, plan)
+
+
 def cached_estimate(spec: ModelSpec, plan: Plan, _stored=None, stored_key: str = "") -> MemoryBreakdown:
     """planner.estimate.estimate, cached per (spec, plan, stored headers)."""
-    return estimate(spec, plan, _stored) if _stored is not None else estimate(spec, plan)
+    if _stored is not None and not stored_key:
+        return estimate(spec, plan, _stored)
+    _remember_stored(_stored, stored_key)
+    return _estimate_cached(spec, plan, stored_key)
 
 
 def estimate_for(r: Resolved, plan: Plan) -> MemoryBreakdown:
@@ -393,7 +415,7 @@ def fits_quick(r: Resolved, plan: Plan, gpu_bytes: int, gpus: int) -> bool:
     return estimate_for(r, replace(plan, tp=gpus)).total_bytes <= gpu_bytes
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
+@lru_cache(maxsize=8192)
 def _cached_fits_at(spec: ModelSpec, plan: Plan, gpu_bytes: int, gpus: int) -> bool:
     from planner.fit import fits_at
 
@@ -420,7 +442,7 @@ def fit_view(r: Resolved, plan: Plan | None = None, gpu_bytes: int | None = None
     return FitView(fits=b.total_bytes <= gpu_bytes, free_bytes=gpu_bytes - b.total_bytes, available=False)
 
 
-@st.cache_data(max_entries=1024, show_spinner=False)
+@lru_cache(maxsize=2048)
 def _cached_fit(spec: ModelSpec, plan: Plan, gpu_bytes: int, gpus: int):
     from planner.fit import fit
 

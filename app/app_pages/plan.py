@@ -60,11 +60,13 @@ with g2:
     else:
         st.caption("Largest batch and context arrive with the planner's fit module.")
 
-t1, t2 = st.tabs(["Stacked bar", "Treemap"])
-with t1:
-    st.plotly_chart(charts.stacked_bar(b, unit, r.gpu_bytes), key="plan_bar")
-with t2:
+# one chart at a time (a choice, not tabs): only the chart shown is built on each rerun
+view = st.radio("Breakdown chart", ["Stacked bar", "Treemap"], horizontal=True, key="plan_chart",
+                label_visibility="collapsed")
+if view == "Treemap":
     st.plotly_chart(charts.treemap(b, unit), key="plan_treemap")
+else:
+    st.plotly_chart(charts.stacked_bar(b, unit, r.gpu_bytes), key="plan_bar")
 
 st.subheader("Components")
 m_tab, p_tab = st.tabs(["Memory per component", "Parameters per component"])
