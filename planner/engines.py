@@ -116,8 +116,10 @@ LLAMACPP_CUDA_CONTEXT_BYTES = 300 * MiB
 #: llama.cpp K/V cache types -> (values per block, bytes per block)
 LLAMACPP_KV_TYPES = {"f32": (1, 4), "f16": (1, 2), "bf16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18),
                      "q4_1": (32, 20), "q5_0": (32, 22), "q5_1": (32, 24)}
+#: plan KV dtype names -> llama.cpp cache types (int8/int4 are llama.cpp's 8- and 4-bit block types, as in
+#: planner.export's --cache-type-k/v mapping)
 _LLAMACPP_KV_ALIASES = {"auto": "f16", "fp16": "f16", "float16": "f16", "fp32": "f32", "float32": "f32",
-                        "bfloat16": "bf16"}
+                        "bfloat16": "bf16", "int8": "q8_0", "int4": "q4_0"}
 LLAMACPP_DEFAULT_WEIGHTS = "gguf-Q4_K_M"
 #: families whose llama.cpp graph uses an interleaved sliding-window (iSWA) KV cache; for others
 #: (e.g. Mistral v0.1, StarCoder2) llama.cpp allocates the full context on every layer
@@ -492,8 +494,8 @@ def llamacpp_kv_type(kv_dtype: str) -> str:
     name = str(kv_dtype).strip().lower()
     name = _LLAMACPP_KV_ALIASES.get(name, name)
     if name not in LLAMACPP_KV_TYPES:
-        raise InputError(f"llama.cpp KV cache type {kv_dtype!r} is not one of: auto, fp16, "
-                         f"{', '.join(LLAMACPP_KV_TYPES)}")
+        raise InputError(f"llama.cpp has no {kv_dtype!r} KV cache type; choose one of: auto, fp16, int8 (q8_0), "
+                         f"int4 (q4_0), {', '.join(LLAMACPP_KV_TYPES)}")
     return name
 
 

@@ -1,13 +1,14 @@
 """The hardware catalog (``assets/gpus.json``): accelerators people run LLMs on.
 
-Each :class:`GPU` carries two sizes that users confuse: the *marketed* memory ("80 GB") and
-``memory_bytes``, the total a program actually sees. For NVIDIA cards that is ``nvidia-smi
---query-gpu=memory.total`` (the NVML total, e.g. 81559 MiB for an H100 80GB HBM3); for AMD it is
-rocminfo's global memory pool; for Apple silicon it is the GPU's default working-set limit (about 75 %
-of RAM on large-memory Macs). ``memory_basis`` says whether the number was read from a cited device
-report or is an assumption, and ``memory_source`` / ``source`` cite where each number comes from.
-Where a cited log gives it, ``cuda_total_bytes`` is the smaller total CUDA reports
-(``torch.cuda.mem_get_info()[1]``); :attr:`GPU.usable_bytes` prefers it, and fit/sweep plan with it.
+Each :class:`GPU` carries sizes that users confuse: the *marketed* memory ("80 GB"), the device total a
+tool reports (``reported_bytes``: ``nvidia-smi --query-gpu=memory.total``, the NVML total, e.g. 81559 MiB
+for an H100 80GB HBM3; rocminfo's global memory pool for AMD; the GPU's default working-set limit for
+Apple silicon, about 75 % of RAM on large-memory Macs) and, where a cited log gives it, the smaller total
+CUDA itself reports (``cuda_total_bytes``, ``torch.cuda.mem_get_info()[1]``: 79.22 GiB on that H100; the
+driver reserves the rest). ``memory_bytes`` is what programs can use: the CUDA total where known, else the
+reported total. Everything that plans (fit, sweep, recommend, the app) uses ``memory_bytes``.
+``memory_basis`` says whether the reported number was read from a cited device report or is an
+assumption; ``memory_source`` / ``cuda_total_source`` / ``source`` cite where each number comes from.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class GPU:
     vendor: str
     marketed_memory: str  # as marketed, e.g. "80 GB HBM3"
     marketed_memory_gb: float
-    memory_bytes: int
+    reported_bytes: int  # nvidia-smi memory.total / rocminfo pool / macOS GPU limit
     memory_basis: str  # "nvidia-smi: 81559 MiB ..." or "assumption: ..."
     memory_source: str  # URL
     bandwidth_gb_s: float | None  # datasheet memory bandwidth, GB/s
@@ -44,8 +45,9 @@ class GPU:
     cuda_total_source: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.memory_bytes, int) or isinstance(self.memory_bytes, bool) or self.memory_bytes <= 0:
-            raise ValueError(f"{self.name}: memory_bytes must be a positive int")
+        for v in (self.reported_bytes, self.cuda_total_bytes or 1):
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{self.name}: memory sizes must be positive ints")
         if self.vendor not in VENDORS:
             raise ValueError(f"{self.name}: vendor must be one of {VENDORS}")
 
@@ -54,21 +56,32 @@ class GPU:
         return self.memory_basis.startswith("assumption")
 
     @property
-    def usable_bytes(self) -> int:
-        """What programs can allocate: CUDA's own total where known, else ``memory_bytes``.
+    def memory_bytes(self) -> int:
+        """What programs can allocate on one device: CUDA's own total where known, else the reported total.
 
         CUDA reports less than nvidia-smi (the driver reserves a few hundred MiB: 79.22 GiB against
         81559 MiB = 79.65 GiB on an H100), and PyTorch and vLLM size everything from CUDA's figure.
         """
-        return self.cuda_total_bytes or self.memory_bytes
+        return self.cuda_total_bytes or self.reported_bytes
+
+    @property
+    def usable_bytes(self) -> int:
+        """Same as :attr:`memory_bytes`."""
+        return self.memory_bytes
+
+    @property
+    def memory_basis_short(self) -> str:
+        """``cuda`` (CUDA's total, cited), ``reported`` (a cited device report) or ``assumed``."""
+        return "cuda" if self.cuda_total_bytes else ("assumed" if self.memory_is_assumption else "reported")
 
     def to_json(self) -> dict:
         return {
             "name": self.name, "title": self.title, "vendor": self.vendor,
             "marketed_memory": self.marketed_memory, "marketed_memory_gb": self.marketed_memory_gb,
-            "memory_bytes": self.memory_bytes, "memory_basis": self.memory_basis,
+            "memory_bytes": self.memory_bytes, "reported_bytes": self.reported_bytes,
+            "memory_basis": self.memory_basis,
             "memory_is_assumption": self.memory_is_assumption, "memory_source": self.memory_source,
-            "usable_bytes": self.usable_bytes, "cuda_total_bytes": self.cuda_total_bytes,
+            "cuda_total_bytes": self.cuda_total_bytes,
             "cuda_total_basis": self.cuda_total_basis or None, "cuda_total_source": self.cuda_total_source or None,
             "bandwidth_gb_s": self.bandwidth_gb_s, "bf16_tflops": self.bf16_tflops, "source": self.source,
         }
@@ -81,7 +94,7 @@ def _catalog() -> dict[str, GPU]:
     for r in rows:
         g = GPU(
             name=r["name"], title=r["title"], vendor=r["vendor"], marketed_memory=r["marketed_memory"],
-            marketed_memory_gb=r["marketed_memory_gb"], memory_bytes=int(r["memory_bytes"]),
+            marketed_memory_gb=r["marketed_memory_gb"], reported_bytes=int(r["reported_bytes"]),
             memory_basis=r["memory_basis"], memory_source=r["memory_source"],
             bandwidth_gb_s=r.get("bandwidth_gb_s"), bf16_tflops=r.get("bf16_tflops"), source=r["source"],
             cuda_total_bytes=r.get("cuda_total_bytes"), cuda_total_basis=r.get("cuda_total_basis", ""),

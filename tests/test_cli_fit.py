@@ -32,17 +32,17 @@ def test_done_when_70b_on_two_80gb_gpus_with_vllm(capsys):
                          "--engine", "vllm", "--json")
     assert rc == 0
     js = json.loads(out)
-    expected = fit(catalog_spec("llama-3.1-70b"), Plan(engine="vllm", gpu_memory_bytes=H100.usable_bytes),
-                   H100.usable_bytes, 2)
+    expected = fit(catalog_spec("llama-3.1-70b"), Plan(engine="vllm", gpu_memory_bytes=H100.memory_bytes),
+                   H100.memory_bytes, 2)
     assert js["kv_cache_tokens"] == expected.kv_cache_tokens > 0
     assert js["max_concurrency"] == round(expected.max_concurrency, 2) > 1
     for key in ("fits", "free_bytes", "max_batch", "max_context"):
         assert js[key] == getattr(expected, key)
-    assert js["gpus"] == 2 and js["device_bytes"] == H100.usable_bytes
+    assert js["gpus"] == 2 and js["device_bytes"] == H100.memory_bytes
 
 
 def test_memory_gib_is_the_same_as_a_catalog_gpu_of_that_size(capsys):
-    gib = H100.usable_bytes / 2**30
+    gib = H100.memory_bytes / 2**30
     _, a, _ = run_cli(capsys, "fit", "--model", "llama-3.2-1b", "--memory-gib", repr(gib), "--json")
     _, b, _ = run_cli(capsys, "fit", "--model", "llama-3.2-1b", "--gpu", "h100-sxm-80gb", "--json")
     ja, jb = json.loads(a), json.loads(b)

@@ -296,8 +296,14 @@ def test_llamacpp_auto_weights_default_to_q4_k_m_and_say_so():
 def test_llamacpp_rejects_non_gguf_weights_and_unknown_kv_types():
     with pytest.raises(InputError, match="gguf"):
         llamacpp_breakdown(tiny(), Plan(engine="llamacpp", weights="bf16"))
-    with pytest.raises(InputError, match="cache type"):
-        llamacpp_breakdown(catalog_spec("llama-3.1-8b"), Plan(engine="llamacpp", kv_dtype="int4"))
+    with pytest.raises(InputError, match="llama.cpp has no 'fp8_e4m3' KV cache type"):
+        llamacpp_breakdown(catalog_spec("llama-3.1-8b"), Plan(engine="llamacpp", kv_dtype="fp8_e4m3"))
+
+
+def test_llamacpp_int8_and_int4_mean_q8_0_and_q4_0():
+    spec = catalog_spec("llama-3.1-8b")
+    for plan_name, ggml in (("int8", "q8_0"), ("int4", "q4_0")):
+        assert llamacpp_memory(spec, Plan(engine="llamacpp", kv_dtype=plan_name)).kv_type == ggml
 
 
 def test_llamacpp_cpu_device_puts_everything_in_ram():

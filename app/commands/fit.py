@@ -53,7 +53,7 @@ def device_from_args(args) -> tuple[int | None, int, str]:
         return None, gpus, ""
     if args.gpu:
         g = find_gpu(args.gpu)
-        return g.usable_bytes, gpus, g.name
+        return g.memory_bytes, gpus, g.name
     if args.memory_gib > MAX_MEMORY_GIB:
         raise InputError(f"--memory-gib must be at most {MAX_MEMORY_GIB:,}, got {args.memory_gib:g}")
     return int(args.memory_gib * 2**30), gpus, f"{args.memory_gib:g} GiB"

@@ -22,8 +22,8 @@ def run(args) -> int:
     for g in rows:
         bw = f"{g.bandwidth_gb_s:g}" if g.bandwidth_gb_s is not None else "-"
         tf = f"{g.bf16_tflops:g}" if g.bf16_tflops is not None else "-"
-        basis = "cuda" if g.cuda_total_bytes else ("assumed" if g.memory_is_assumption else "reported")
-        print(f"{g.name:<22} {g.marketed_memory:<34} {g.usable_bytes / 2**30:>10.2f} {bw:>6} {tf:>8}  {basis}")
+        print(f"{g.name:<22} {g.marketed_memory:<34} {g.memory_bytes / 2**30:>10.2f} {bw:>6} {tf:>8}  "
+              f"{g.memory_basis_short}")
     print("usable: what CUDA reports as total where a cited log gives it ('cuda'), else nvidia-smi memory.total "
           "(rocminfo pool for AMD, the default macOS GPU limit for Apple); 'headroom gpus --json' cites sources")
     return 0
