@@ -243,6 +243,11 @@ def activations_bytes(spec: ModelSpec, batch, context, *, prompt=None, weights_d
 
 def activation_components(spec: ModelSpec, plan, weights_dtype: str = "bfloat16") -> tuple[Component, ...]:
     """Named components of the largest transient phase for one Plan (``activations/...``)."""
+    return activation_breakdown(spec, plan, weights_dtype)[0]
+
+
+def activation_breakdown(spec: ModelSpec, plan, weights_dtype: str = "bfloat16") -> tuple[tuple[Component, ...], str]:
+    """(components of the largest transient phase, that phase's name) for one Plan."""
     parts = activation_parts(spec, plan.batch, plan.context, prompt=plan.prompt_tokens,
                              weights_dtype=weights_dtype, attention=plan.attention, mode=plan.mode,
                              tp=plan.tp, cache=plan.cache)
@@ -253,7 +258,7 @@ def activation_components(spec: ModelSpec, plan, weights_dtype: str = "bfloat16"
         if int(v):
             formula = _FORMULAS["attention_decode" if (phase, name) == ("decode", "attention") else name]
             comps.append(Component(f"activations/{name}", int(v), f"{phase} peak: {formula}", "estimate"))
-    return tuple(comps)
+    return tuple(comps), phase
 
 
 def peak_phase(spec: ModelSpec, plan, weights_dtype: str = "bfloat16") -> str:

@@ -104,7 +104,7 @@ class Plan:
 
 
 def _transformers_breakdown(spec: ModelSpec, plan: Plan, stored: StoredWeights | None) -> MemoryBreakdown:
-    from planner.activations import activation_components, effective_attention, peak_phase
+    from planner.activations import activation_breakdown, effective_attention
     from planner.kv_cache import describe_kv, kv_components
     from planner.overhead import check_overrides, overhead_components
     from planner.parallel import tp_notes, weights_per_gpu
@@ -123,7 +123,7 @@ def _transformers_breakdown(spec: ModelSpec, plan: Plan, stored: StoredWeights |
     if stored is not None and plan.weights == "auto" and plan.tp == 1:
         wcomps, assumptions = stored.components(), [stored.describe()]
     kcomps = kv_components(spec, plan, weights_dtype)
-    acomps = activation_components(spec, plan, weights_dtype)
+    acomps, phase = activation_breakdown(spec, plan, weights_dtype)
     allocated = sum(c.bytes for c in (*wcomps, *kcomps, *acomps))
     ocomps, olines = overhead_components(plan, allocated)
 
@@ -131,7 +131,6 @@ def _transformers_breakdown(spec: ModelSpec, plan: Plan, stored: StoredWeights |
     attn = effective_attention(spec, plan.attention)
     if attn != plan.attention:
         assumptions.append(f"{spec.family} has no SDPA path in transformers: it runs {attn} attention")
-    phase = peak_phase(spec, plan, weights_dtype)
     prefill = plan.prefill_tokens
     assumptions.append(
         f"activations: the largest transient of {plan.mode}() ({phase} phase; prefill of {prefill:,} tokens "

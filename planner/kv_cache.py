@@ -31,6 +31,8 @@ the same code serves one slider and a 100,000-point sweep.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from planner.breakdown import Component
@@ -97,6 +99,7 @@ def transformers_cached_heads(spec: ModelSpec) -> int:
     return spec.num_kv_heads
 
 
+@lru_cache(maxsize=512)
 def _per_token_elems(spec: ModelSpec, tp: int, transformers_layout: bool = False) -> dict[str, int]:
     """Cached elements per token per sequence, summed over the layers of each kind (K and V together)."""
     out = {k: 0 for k in KV_KINDS}
@@ -162,6 +165,7 @@ def tokens_held(spec: ModelSpec, context, kind: str, *, cache: str = "dynamic", 
     return c
 
 
+@lru_cache(maxsize=512)
 def _layer_counts(spec: ModelSpec) -> dict[str, int]:
     return {k: sum(1 for t in spec.layer_types if t == k) for k in KV_KINDS}
 

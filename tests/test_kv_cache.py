@@ -65,6 +65,8 @@ TINY: dict[str, dict] = {
     "gpt_oss": dict(_BASE, model_type="gpt_oss", num_hidden_layers=2, head_dim=16, num_local_experts=4,
                     num_experts_per_tok=2, sliding_window=WINDOW,
                     layer_types=["sliding_attention", "full_attention"]),
+    "smollm3": dict(_BASE, model_type="smollm3", num_hidden_layers=4, no_rope_layer_interval=2, pad_token_id=0,
+                    use_sliding_window=True, sliding_window=WINDOW),
     "gpt2": dict(model_type="gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=128, n_positions=256),
     "gpt_neox": dict(_BASE, model_type="gpt_neox", num_hidden_layers=2, num_key_value_heads=None),
     "falcon": dict(_BASE, model_type="falcon", num_hidden_layers=2, num_key_value_heads=None,
