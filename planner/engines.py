@@ -22,14 +22,14 @@ Followed: ``vllm/v1/worker/gpu_worker.py`` ``Worker.determine_available_memory``
 * logged: ``Maximum concurrency for X tokens per request: Y.YYx`` with Y = num_blocks / the blocks one
   request of ``max_model_len`` (= ``plan.context``) tokens needs, summed over the groups.
 * Since v0.21 the estimated CUDA-graph memory is taken from the budget as well
-  (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS``, on by default). The CUDA context is *outside* the budget
-  (the init snapshot is taken after CUDA and NCCL are initialised): it must fit in the remaining
-  ``1 - gpu_memory_utilization``.
+  (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS``, on by default). The CUDA context and NCCL buffers are
+  *outside* the budget (the init snapshot is taken after CUDA and NCCL are initialised): they must fit
+  in the remaining ``1 - gpu_memory_utilization``.
 * ``GPU KV cache size: N tokens`` is ``int(max_concurrency * max_model_len)`` in current vLLM
   (vllm-project/vllm#54662 quotes ``get_kv_cache_capacity``); for full-attention models with
   ``max_model_len`` a multiple of 16 that equals ``num_blocks * 16``, the older formula (PR #13596).
 
-The activation peak and the non-torch memory are *assumptions* (vLLM measures them; we cannot):
+The activation peak, the non-torch and the CUDA-graph memory are *assumptions* (vLLM measures them):
 see :data:`VLLM_SAMPLER_FP32_COPIES`, :data:`VLLM_NON_TORCH_BYTES`, :data:`VLLM_CUDA_GRAPH_BYTES` and
 :func:`vllm_activation_bytes`. Each can be replaced with a measured number through ``Plan.overrides``
 (``activations/profile_peak``, ``overhead/non_torch``, ``overhead/cuda_graphs``).
@@ -48,11 +48,12 @@ Followed: ggml-org/llama.cpp ``src/llama-model.cpp`` (layer placement), ``src/ll
   multiple of 256 cells. ``--cache-type-k/v``: f16 (2 bytes), q8_0 (34 bytes / 32 values), q4_0 (18 / 32).
   Sliding-window layers (Gemma 2/3 iSWA, without ``--swa-full``) keep
   ``min(n_ctx, pad256(window * n_seq + n_ubatch))`` cells. MLA layers cache the latent only.
-* compute buffer (logged "CUDA0 compute buffer size"): an assumption calibrated on llama.cpp logs, the
-  largest set of live tensors of one ubatch (``n_ubatch = 512``) with flash attention on (the default
-  ``-fa auto`` on CUDA): ``n_ubatch * 4 * (max(n_vocab, 2 * n_ff) + n_embd)`` bytes on the device that
-  holds the output layer. Check: a 30-layer model with n_vocab 50688, n_embd 3072 logs
+* compute buffer (logged "CUDA0 compute buffer size"): an assumption, the largest set of live f32 tensors
+  of one ubatch (``n_ubatch = 512``): ``n_ubatch * 4 * (max(n_vocab, 2 * n_ff) + n_embd)`` bytes, i.e. the
+  logits of the ubatch dominate. Check: a 30-layer model with n_vocab 50688, n_embd 3072 at n_ctx 512 logs
   "CUDA0 compute buffer size = 105.00 MiB" = 512 * 4 * (50688 + 3072) (mozilla-ai/llamafile PR #552).
+  This assumes flash attention (llama.cpp's default ``-fa auto`` on CUDA); without it the KQ scores
+  (n_ubatch x n_ctx x n_head x 4 bytes) dominate at long contexts and are not modelled.
 * output buffer (logged "CUDA_Host output buffer size"): ``n_vocab * n_seq * 4`` bytes of host memory.
 
 :func:`llamacpp_breakdown` returns the GPU side; :func:`llamacpp_memory` returns both sides
@@ -630,7 +631,7 @@ def llamacpp_memory(spec: ModelSpec, plan) -> LlamaCppMemory:
         f"llama.cpp: -c {n_ctx:,} -np {n_seq} (the context is shared by the parallel slots: batch x context, "
         f"padded to {LLAMACPP_KV_PAD}); KV cache {kv_type} allocated up front",
         f"llama.cpp: offloaded {gpu_layers}/{n_layer + 1} layers to GPU" if not cpu_only else "llama.cpp: CPU only",
-        "llama.cpp: compute buffer sizes are an assumption (flash attention on, n_ubatch 512)",
+        "llama.cpp: compute buffer sizes are an assumption (logits of one n_ubatch=512 ubatch; flash attention on)",
     ]
     host_total = sum(c.bytes for c in host_comps)
     if not cpu_only:
