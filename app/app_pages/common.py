@@ -422,6 +422,24 @@ def _cached_fits_at(spec: ModelSpec, plan: Plan, gpu_bytes: int, gpus: int) -> b
     return fits_at(spec, plan, gpu_bytes, gpus)
 
 
+def free_and_reason(r: Resolved, plan: Plan, gpu_bytes: int, gpus: int, b: MemoryBreakdown) -> tuple[int, str]:
+    """Free bytes and a one-line reason, without searching for the largest batch/context (Compare GPUs).
+
+    Same meaning as planner.fit: transformers compares the per-GPU peak with one GPU, llama.cpp its GPU
+    side with all GPUs together (layer split); vLLM asks planner.fit (its KV-pool answer is cheap).
+    """
+    if plan.engine == "vllm":
+        fv = fit_view(r, plan, gpu_bytes, gpus, breakdown=b)
+        return fv.free_bytes, fv.reason
+    capacity = gpu_bytes * (gpus if plan.engine == "llamacpp" else 1)
+    free = capacity - b.total_bytes
+    where = f"{gpus} x {fmt_bytes(gpu_bytes, r.unit)}" if gpus > 1 else fmt_bytes(gpu_bytes, r.unit)
+    per = " per GPU" if gpus > 1 and plan.engine != "llamacpp" else ""
+    if free >= 0:
+        return free, f"needs {fmt_bytes(b.total_bytes, r.unit)}{per} of {where}; {fmt_bytes(free, r.unit)} free"
+    return free, f"needs {fmt_bytes(b.total_bytes, r.unit)}{per} but {where} has {fmt_bytes(capacity, r.unit)}"
+
+
 def fit_view(r: Resolved, plan: Plan | None = None, gpu_bytes: int | None = None, gpus: int | None = None,
              breakdown: MemoryBreakdown | None = None) -> FitView:
     """planner.fit.fit of ``plan`` on ``gpus`` GPUs of ``gpu_bytes`` each (fits, free, largest batch/context)."""
@@ -465,6 +483,8 @@ def _init_from_link(policy: hosted.Policy, ch: state.Choices) -> None:
     st.session_state["hr__init"] = True
     params = {k: st.query_params.get_all(k) for k in st.query_params}
     inputs, errors = state.from_query(params, replace(ch, sources=state.SOURCES))
+    if inputs.engine == "llamacpp" and "weights" not in params and not inputs.weights.startswith("gguf-"):
+        inputs = replace(inputs, weights=LLAMACPP_WEIGHTS)  # llama.cpp runs GGUF files (see _engine_changed)
     if inputs.path and not policy.allow_local_paths:
         errors.append("local paths are disabled in hosted mode; the catalog model is shown instead")
         inputs = replace(inputs, source="catalog", path="")
@@ -876,7 +896,7 @@ def compare_gpus(r: Resolved, max_gpus: int, prices: dict[str, float], all_count
                     valid.append(n)
                     continue
                 b = estimate_for(r, plan)
-                fv = fit_view(r, plan, g.memory_bytes, n, breakdown=b)
+                free, why = free_and_reason(r, plan, g.memory_bytes, n, b)
             except HeadroomError as e:
                 first_error = first_error or str(e)
                 continue
@@ -884,10 +904,10 @@ def compare_gpus(r: Resolved, max_gpus: int, prices: dict[str, float], all_count
             price = prices.get(g.name)
             rows.append({
                 "gpu": g.name, "title": g.title, "gpus": n, "memory_per_gpu_bytes": g.memory_bytes,
-                "plan_per_gpu_bytes": b.total_bytes, "free_bytes": fv.free_bytes, "fits": True,
+                "plan_per_gpu_bytes": b.total_bytes, "free_bytes": free, "fits": True,
                 "cost_per_hour": price * n if price is not None else None,
                 "cost_per_month": price * n * HOURS_PER_MONTH if price is not None else None,
-                "reason": fv.reason,
+                "reason": why,
             })
             found = True
             if not all_counts:
@@ -897,9 +917,9 @@ def compare_gpus(r: Resolved, max_gpus: int, prices: dict[str, float], all_count
             if valid:  # say why at the largest count the planner accepts
                 n = valid[-1]
                 try:
-                    fv = fit_view(r, replace(r.plan, tp=n, gpu_memory_bytes=g.memory_bytes), g.memory_bytes, n)
-                    reason = f"at {n} GPU{'s' * (n > 1)}: " + (
-                        fv.reason or f"needs {fmt_bytes(g.memory_bytes - fv.free_bytes, r.unit)} per GPU")
+                    plan = replace(r.plan, tp=n, gpu_memory_bytes=g.memory_bytes)
+                    _, why = free_and_reason(r, plan, g.memory_bytes, n, estimate_for(r, plan))
+                    reason = f"at {n} GPU{'s' * (n > 1)}: {why}"
                 except HeadroomError as e:
                     reason = str(e)
             rows.append({
