@@ -393,3 +393,11 @@ def test_plan_charts_carry_the_breakdown():
     tm = next(f for f in charts_shown(at) if f["data"][0]["type"] == "treemap")["data"][0]
     roots = [v for v, p in zip(_arr(tm["values"]), tm["parents"], strict=True) if p == ""]
     assert sum(roots) * 2**30 == pytest.approx(b.total_bytes)
+
+
+def test_a_llamacpp_link_without_weights_plans_a_gguf_file():
+    at = run_app({"engine": "llamacpp"})
+    assert_clean(at)
+    assert at.selectbox(key="hr_weights").value == "gguf-Q4_K_M" and not at.error
+    exp = expected(catalog_spec("llama-3.1-8b"), engine="llamacpp", weights="gguf-Q4_K_M")
+    assert shown(at, exp) == exp
