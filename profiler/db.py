@@ -92,6 +92,10 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
                           f"knows v{SCHEMA_VERSION}); upgrade Headroom or set HEADROOM_DB to another file")
     for version in range(found, target):
         conn.execute("BEGIN IMMEDIATE")
+        # another process may have migrated while we waited for the write lock: read the version again
+        if conn.execute("PRAGMA user_version").fetchone()[0] > version:
+            conn.execute("COMMIT")
+            continue
         try:
             # executescript would COMMIT first; run the statements one by one inside the transaction
             for stmt in MIGRATIONS[version].split(";"):

@@ -121,3 +121,17 @@ def test_validation_table_compares_planner_total_with_measured_peak(tmp_path):
     assert "torch T" in table and "2026-01-02" in table
     err = (predicted - 2**30) / 2**30
     assert f"| tiny | fp32 | 2 | 16 + 4 | {predicted / 2**30:.3f} | 1.000 | {err:+.1%} ⚠ |" in table
+
+
+def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "race.db"
+    code = "import sys; from profiler.db import Store; Store(sys.argv[1]).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    with Store(path) as s:
+        assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

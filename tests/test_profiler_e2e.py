@@ -113,7 +113,7 @@ def _profile_here(weights: str, points) -> tuple[dict, list[dict], ProfileReques
     return load, [m for m in msgs if m["type"] == "point"], req
 
 
-@pytest.mark.parametrize("weights", ["bf16", "bnb-int8", "bnb-nf4", "bnb-nf4-dq"])
+@pytest.mark.parametrize("weights", ["bf16", "bnb-int8", "bnb-nf4"])
 def test_worker_measured_bytes_equal_prediction_exactly(weights):
     load, points, req = _profile_here(weights, grid([1, 2], [24], 2))
     spec = parse_config(dict(TINY))
