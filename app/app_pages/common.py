@@ -654,7 +654,9 @@ def sidebar(policy: hosted.Policy) -> Resolved:
         if not gcat:
             sb.caption("The GPU catalog is not available; enter the memory of one GPU.")
     _ensure(KEYS["gpus"], d.gpus)
-    sb.number_input("GPUs (tensor parallel)", min_value=1, max_value=64, step=1, key=KEYS["gpus"])
+    sb.number_input("GPUs", min_value=1, max_value=64, step=1, key=KEYS["gpus"],
+                    help="transformers and vLLM: tensor parallel (each GPU holds its shard); "
+                         "llama.cpp: layers split across the GPUs")
 
     overrides = _overrides_widgets(sb, engine)
 
@@ -729,6 +731,7 @@ def _share_control(sb, inputs: Inputs) -> None:
     sb.header("Share")
     link = share_link(inputs)
     sb.code(link, language=None, wrap_lines=True)
+    sb.link_button("Open this plan in a new tab", link, key="hr_share_open")
     sb.caption("This link reproduces the plan exactly (the address bar always holds it too)."
                + (" The uploaded config is too large to travel in a link; the link names it instead."
                   if inputs.upload else ""))
