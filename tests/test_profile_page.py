@@ -121,3 +121,13 @@ def test_memory_vs_context_puts_measured_peaks_as_markers():
     line, markers = fig.data
     assert list(line.y) == [1.0, 2.0, 3.0] and line.mode == "lines"
     assert list(markers.x) == [16] and list(markers.y) == [2.5] and markers.mode == "markers"
+
+
+def test_stored_run_appears_in_the_multipage_app(db):
+    rid = _stored_run(db)
+    app = os.path.join(os.path.dirname(PAGE), os.pardir, "streamlit_app.py")
+    at = AppTest.from_file(app, default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/profile.py").run()
+    assert not at.exception
+    assert at.selectbox(key="prof_run").value == rid
+    assert len(at.get("plotly_chart")) >= 3
