@@ -48,7 +48,7 @@ class Inputs:
 
     source: str = "catalog"
     model: str = "llama-3.1-8b"  # catalog name
-    hub: str = ""  # Hugging Face repo id
+    hub: str = ""  # Hugging Face repo id, optionally @revision
     path: str = ""  # local config.json or model directory (local mode only)
     config: str = ""  # an uploaded/pasted config, compressed for the link (see encode_config)
     upload: str = ""  # name of an uploaded config too large to travel in a link
@@ -102,7 +102,8 @@ _KEYS = {
     "batched": "max_num_batched_tokens", "ngl": "n_gpu_layers", "unit": "unit",
 }
 _FIELD_KEY = {v: k for k, v in _KEYS.items()}
-_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?"
+                      r"(@[A-Za-z0-9][A-Za-z0-9._/-]{0,199})?$")  # optional @revision (branch, tag or commit)
 _B64_RE = re.compile(r"^[A-Za-z0-9_-]*$")
 
 
@@ -219,7 +220,8 @@ def _parse_field(name: str, text: str, c: Choices):
         return _parse_choice("catalog model", key, c.models) if c.models else key
     if name == "hub":
         if not _REPO_RE.match(text.strip()):
-            raise InputError(f"hub id {text[:60]!r} is not a repo id such as 'meta-llama/Llama-3.1-8B'")
+            raise InputError(f"hub id {text[:60]!r} is not a repo id such as 'meta-llama/Llama-3.1-8B' "
+                             "(optionally @revision)")
         return text.strip()
     if name == "path":
         if len(text) > 4096 or "\x00" in text:

@@ -233,15 +233,17 @@ def test_hub_model_is_planned_with_the_hub_limits(monkeypatch):
     cfg = catalog_config("qwen2.5-0.5b") if "qwen2" in _families() else catalog_config("llama-3.2-1b")
 
     def fake(repo_id, revision=None, **limits):
-        seen.update(limits, repo_id=repo_id)
+        seen.update(limits, repo_id=repo_id, revision=revision)
         return app.hub.HubModel(repo_id=repo_id, revision=None, sha=None, config_text=json.dumps(cfg), stored=None)
 
     monkeypatch.setattr(app.hub, "fetch_hub_model", fake)
-    at = run_app({"src": "hub", "hub": "org/some-model"})
+    at = run_app({"src": "hub", "hub": "org/some-model@v1.0"})
     assert_clean(at)
     exp = expected(parse_config(cfg))
     assert shown(at, exp) == exp
-    assert seen["repo_id"] == "org/some-model" and seen["max_config_bytes"] == MAX_CONFIG_BYTES
+    assert seen["repo_id"] == "org/some-model" and seen["revision"] == "v1.0"
+    assert seen["max_config_bytes"] == MAX_CONFIG_BYTES
+    assert qp(at)["hub"] == "org/some-model@v1.0"
     assert seen["timeout_s"] > 0
 
 

@@ -307,8 +307,9 @@ def _model(inputs: Inputs, policy: hosted.Policy, config_text: str | None, confi
         hub = _optional("app.hub")
         if hub is None or not hasattr(hub, "fetch_hub_model"):
             raise SourceError("hub loading is not available in this installation; upload the config.json instead")
+        repo_id, _, revision = inputs.hub.strip().partition("@")
         with st.spinner(f"Reading {inputs.hub}'s config.json and safetensors headers from the hub..."):
-            m = hub.fetch_hub_model(inputs.hub, max_config_bytes=policy.hub_max_config_bytes,
+            m = hub.fetch_hub_model(repo_id, revision or None, max_config_bytes=policy.hub_max_config_bytes,
                                     max_header_bytes=policy.hub_max_header_bytes, timeout_s=policy.hub_timeout_s)
         spec = _parse_text(m.config_text, inputs.approximate, inputs.hub)
         return inputs.hub, spec, getattr(m, "stored", None), tuple(getattr(m, "notes", ()) or ())
@@ -576,7 +577,8 @@ def sidebar(policy: hosted.Policy) -> Resolved:
     elif source == "hub":
         _ensure(KEYS["hub"], d.hub)
         sb.text_input("Hub repo id", key=KEYS["hub"], placeholder="Qwen/Qwen2.5-7B-Instruct",
-                      help="Only config.json and safetensors headers are read; no weights, no remote code.")
+                      help="org/name, optionally @revision (branch, tag or commit). Only config.json and "
+                           "safetensors headers are read; no weights, no remote code.")
     elif source == "upload":
         link_upload = st.session_state.get("hr__link_upload")
         config_text, config_name, _ = _config_input()
