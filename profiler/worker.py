@@ -31,6 +31,11 @@ peak reserved, whichever is larger; on CPU the peak RSS (VmHWM). ``overhead_byte
 minus parameters, quant state, final cache and activation peak (CUDA context, allocator slack, buffers;
 on CPU the Python/torch runtime and libraries), so the measured parts add up to the peak.
 
+On CUDA two overhead terms are also measured apart: ``load.cuda_context_bytes`` (NVML process memory
+minus torch reserved, after load: the context and library workspaces) and per point
+``allocator_slack_bytes`` (peak reserved minus peak allocated), the planner's ``overhead/cuda_context`` and
+``overhead/allocator_slack``.
+
 Not covered: multi-GPU (one device per run), tensor parallelism, engines other than transformers,
 training, MPS peak counters (torch has none; current allocation is sampled).
 """
@@ -249,6 +254,7 @@ def measure_point(model, device, point, sampler, nvml, index: int, seed: int) ->
         nv = [x.get("nvml_process_used_bytes") for x in (pre_nvml, dec_nvml) if x.get("nvml_process_used_bytes")]
         # NVML's process total is sampled after each phase; the reserved peak bounds it from below
         peak = max(nv + [peak_reserved])
+        slack = peak_reserved - peak_alloc  # the planner's overhead/allocator_slack, measured
     else:
         act_prefill = (pre["peak_rss_bytes"] or 0) - before.get("rss_bytes", 0) - kv_prefill
         act_decode = (dec["peak_rss_bytes"] or 0) - after_prefill.get("rss_bytes", 0) - (kv_final - kv_prefill)
@@ -263,6 +269,7 @@ def measure_point(model, device, point, sampler, nvml, index: int, seed: int) ->
         "logits_bytes": logits_bytes,
         "peak_bytes": int(peak),
         "peak_allocated_bytes": peak_alloc if cuda else None,
+        "allocator_slack_bytes": slack if cuda else None,
         "prefill_seconds": round(prefill_s, 4),
         "decode_seconds": round(decode_s, 4),
         "decode_tokens_per_second": round(point.batch * point.new_tokens / decode_s, 2) if decode_s > 0 and point.new_tokens else None,
@@ -361,6 +368,10 @@ def _run_points(req, config, start, device, nvml, sampler, emit) -> None:
         "gpu_peak_allocated_bytes": gpu.get("peak_allocated_bytes"),
     })
     load.update(nvml.sample())
+    if load.get("nvml_process_used_bytes") and load.get("gpu_reserved_bytes") is not None:
+        # the planner's overhead/cuda_context (+ workspaces), measured: nvidia-smi's process memory minus
+        # what torch's allocator holds
+        load["cuda_context_bytes"] = load["nvml_process_used_bytes"] - load["gpu_reserved_bytes"]
     weight_tensors = acct["parameters_bytes"] + acct["quant_state_bytes"] + acct["buffers_bytes"]
     if device.type == "cpu":
         load["runtime_overhead_bytes"] = max((after.get("rss_bytes") or 0) - weight_tensors, 0)

@@ -54,6 +54,7 @@ def test_gpu_allocator_holds_at_least_the_exact_tensors():
         m = p["measured"]
         assert m["peak_allocated_bytes"] >= load["parameters_bytes"] + m["kv_cache_bytes"]
         assert m["peak_bytes"] >= m["peak_allocated_bytes"]
+        assert m["allocator_slack_bytes"] >= 0
 
 
 def test_gpu_nvml_reports_the_process_or_says_why_not():
@@ -61,5 +62,6 @@ def test_gpu_nvml_reports_the_process_or_says_why_not():
     if facts["nvml"] == "available":
         assert facts["driver"]
         assert load.get("nvml_process_used_bytes", 0) >= load["gpu_reserved_bytes"]
+        assert 100 * 2**20 < load["cuda_context_bytes"] < 2 * 2**30  # a CUDA context: hundreds of MiB
     else:
         assert facts["nvml"].startswith("NVML unavailable")
