@@ -7,9 +7,8 @@ The peak of ``generate()`` is weights + KV cache + the largest transient, where 
     held by the model's forward, the layer input held by its loop, the residual sum, the normed
     block input), plus the rotary cos/sin tables (2·N·d);
   - ``activations/mlp``: gated MLP (SwiGLU/GeGLU) holds gate-activation, up and their product,
-    3·N·I; fused gate_up (Phi-3) 4·N·I; classic fc_in/act (GPT-2, NeoX) 2·N·I; MoE: the routed tokens
-    of one expert (N·k/E, balanced routing assumed) with 4·T·I_moe, the output accumulator N·h and the
-    router logits N·E, or the shared expert's 3·N·I_shared;
+    3·N·I; fused gate_up (Phi-3) 4·N·I; classic fc_in/act (GPT-2, NeoX) 2·N·I; MoE (grouped_mm over
+    all T = N·k routed rows): T·(h + 4·I_moe) plus the router logits, or the shared expert's 3·N·I_sh;
   - ``activations/attention``: SDPA / flash attention never materialize S×S: rotated q, k, v and the
     attention output, (2·H + 2·KV)·N·d. Eager attention adds the scores
     B·H·P·P in the compute dtype, their fp32 softmax and the cast back (2·e + 4 bytes each with 16-bit
@@ -91,12 +90,15 @@ def _mlp_elems_per_token(spec: ModelSpec, tp: int, n_tokens) -> tuple[np.ndarray
             k = 2
         best = np.maximum(best, k * n * inter)
     if spec.moe is not None and "moe" in spec.mlp_types:
+        # transformers 5.23 runs the experts with grouped_mm over all routed rows T = N·k at once
+        # (integrations/moe.py): gathered inputs T·h, gate_up output T·2I, act(gate) T·I, product T·I
         moe = spec.moe
-        routed = -(-n * moe.experts_per_token // moe.num_experts)  # balanced routing
+        routed = n * moe.experts_per_token
         i_moe = -(-moe.expert_intermediate_size // tp)
-        routed_peak = n * spec.hidden_size + routed * spec.hidden_size + 4 * routed * i_moe
         router = n * moe.num_experts * 2  # router logits and their softmax
-        best = np.maximum(best, routed_peak + router)
+        # a shared expert (Qwen2-MoE, DeepSeek) runs first: its output N·h stays alive meanwhile
+        shared_out = n * spec.hidden_size if moe.shared_intermediate_size else 0
+        best = np.maximum(best, routed * (spec.hidden_size + 4 * i_moe) + router + shared_out)
         if moe.shared_intermediate_size:
             best = np.maximum(best, n * spec.hidden_size + 3 * n * -(-moe.shared_intermediate_size // tp))
     return best, "mlp"
