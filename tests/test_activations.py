@@ -215,3 +215,24 @@ def test_moe_prefill_peak_matches_torch(family):
             spec, batch, prompt, weights_dtype="float32")
         measured = measured_prefill_peak(model, batch, prompt)
         assert abs(predicted - measured) <= MOE_TOLERANCE * measured, (batch, prompt, predicted / measured)
+
+
+#: DeepSeek MLA: the planner counts the decompressed K/V and rotary copies generously; measured within 10 %.
+#: Only eager is checked: with q/k head dim != v head dim, CPU SDPA falls back to the math kernel and
+#: materializes scores, which CUDA's memory-efficient kernel does not.
+MLA_TOLERANCE = 0.10
+
+
+def test_mla_eager_prefill_peak_is_close_to_torch():
+    if "deepseek_v3" not in supported_model_types():
+        pytest.fail("deepseek_v3 parsing is missing")
+    cfg = dict(BASE, model_type="deepseek_v3", num_key_value_heads=8, q_lora_rank=128, kv_lora_rank=64,
+               qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32, n_routed_experts=8, num_experts_per_tok=2,
+               moe_intermediate_size=512, n_shared_experts=1, first_k_dense_replace=1, n_group=1, topk_group=1)
+    CONFIGS["deepseek_v3"] = cfg
+    spec, model = spec_of("deepseek_v3"), model_of("deepseek_v3", "float32", "eager")
+    for batch, prompt in [(2, 256), (1, 512)]:
+        predicted = kv_cache_bytes(spec, batch, prompt, weights_dtype="float32") + activations_bytes(
+            spec, batch, prompt, weights_dtype="float32", attention="eager")
+        measured = measured_prefill_peak(model, batch, prompt)
+        assert measured <= predicted <= (1 + MLA_TOLERANCE) * measured, (batch, prompt, predicted / measured)
