@@ -35,10 +35,17 @@ def print_run(store, run_id: int, stream=None) -> None:
           f"({facts.get('gpu_name') or facts.get('cpu_name') or ''}) {run['status']}", file=stream)
     print(f"torch {facts.get('torch')}, transformers {facts.get('transformers')}, bitsandbytes "
           f"{facts.get('bitsandbytes')}, {facts.get('nvml', '')}, {facts.get('date', '')}", file=stream)
+    rows = point_table(store, run_id)
+    biggest = max([r[f"{k}_weights_bytes"] or 0 for r in rows for k in ("measured", "predicted")] or [0])
+    unit, div = ("GiB", 2**30) if biggest >= 2**30 // 4 else ("MiB", 2**20)  # small models in MiB
+
+    def _gib(n) -> str:
+        return "-" if n is None else f"{n / div:.3f}"
+
     header = f"{'pt':>3} {'batch':>5} {'prompt':>7} {'new':>5} {'status':<8} {'':<9}"
     header += "".join(f" {c[:11]:>11}" for c in COMPONENTS)
-    print(header + "   (GiB)", file=stream)
-    for row in point_table(store, run_id):
+    print(header + f"   ({unit})", file=stream)
+    for row in rows:
         lead = f"{row['idx']:>3} {row['batch']:>5} {row['prompt_tokens']:>7} {row['new_tokens']:>5} {row['status']:<8}"
         if row["status"] == "ok":
             print(lead + f" {'measured':<9}" + "".join(f" {_gib(row[f'measured_{c}_bytes']):>11}"
