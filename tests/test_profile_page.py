@@ -131,3 +131,17 @@ def test_stored_run_appears_in_the_multipage_app(db):
     assert not at.exception
     assert at.selectbox(key="prof_run").value == rid
     assert len(at.get("plotly_chart")) >= 3
+
+
+def test_failed_run_shows_its_errors_without_charts(db):
+    req = ProfileRequest(source="tiny", source_kind="config", weights="fp32", points=(Point(1, 16, 3),))
+    with Store(db) as s:
+        rid = s.create_run(model="tiny", device="cpu", weights="fp32", request=req.to_json(), config=TINY)
+        s.add_point(rid, 0, req.points[0], "crashed", None, "worker killed by signal SIGKILL")
+        s.finish_run(rid, "failed", "worker killed by signal SIGKILL")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("SIGKILL" in w.value for w in at.warning)
+    table = next(df.value for df in at.dataframe if "status" in df.value.columns and "error" in df.value.columns)
+    assert list(table["status"]) == ["crashed"]
+    assert any("nothing to compare" in c.value for c in at.caption)
