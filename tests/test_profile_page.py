@@ -145,3 +145,21 @@ def test_failed_run_shows_its_errors_without_charts(db):
     table = next(df.value for df in at.dataframe if "status" in df.value.columns and "error" in df.value.columns)
     assert list(table["status"]) == ["crashed"]
     assert any("nothing to compare" in c.value for c in at.caption)
+
+
+def test_without_torch_stored_runs_still_show(db, monkeypatch):
+    import sys
+
+    import streamlit as st
+
+    rid = _stored_run(db)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as on a core-only install
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    finally:
+        st.cache_resource.clear()
+    assert not at.exception
+    assert any("torch is not installed" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "prof_start"]
+    assert at.selectbox(key="prof_run").value == rid

@@ -117,65 +117,64 @@ except HeadroomError as e:
 devs = _devices()
 for note in devs.notes:
     st.info(note)
-if not devs.torch_installed:
-    st.stop()
 
 # --- a new run ---------------------------------------------------------------------------------------
 jobs = _jobs()
 job: Job | None = jobs.get(db_path)
 running = job is not None and job.alive
 
-with st.expander("New run", expanded=not running):
-    from planner.catalog import catalog
+if devs.torch_installed:  # without torch, stored runs can still be read
+    with st.expander("New run", expanded=not running):
+        from planner.catalog import catalog
 
-    c1, c2 = st.columns(2)
-    kind = c1.radio("Model", ("catalog", "config", "checkpoint"), horizontal=True, key="prof_source_kind",
-                    format_func={"catalog": "Catalog", "config": "config.json path",
-                                 "checkpoint": "Local checkpoint"}.get)
-    names = list(catalog())
-    if kind == "catalog":
-        source = c1.selectbox("Catalog model", names, key="prof_model",
-                              index=names.index("smollm2-135m") if "smollm2-135m" in names else 0)
-    elif kind == "config":
-        source = c1.text_input("Path to config.json", key="prof_config")
-    else:
-        source = c1.text_input("Checkpoint directory (config.json + *.safetensors)", key="prof_checkpoint")
-    synthetic = c1.checkbox("Synthetic (random) weights", value=True, key="prof_synthetic",
-                            disabled=kind != "checkpoint",
-                            help="Built from the config on the device; nothing is downloaded.")
-    device_ids = [d.device for d in devs.devices]
-    device = c2.selectbox("Device", device_ids, key="prof_device",
-                          format_func=lambda d: next(x.label for x in devs.devices if x.device == d),
-                          index=len(device_ids) - 1 if devs.has_gpu else 0)
-    default_w = "fp32" if device == "cpu" else "bf16"
-    weights = c2.selectbox("Weights", WEIGHT_FORMATS, index=WEIGHT_FORMATS.index(default_w), key="prof_weights")
-    attention = c2.selectbox("Attention", ("sdpa", "eager"), key="prof_attention")
-    c3, c4, c5, c6 = st.columns(4)
-    batch_text = c3.text_input("Batch sizes", "1,4", key="prof_batch")
-    context_text = c4.text_input("Prompt tokens", "128,512", key="prof_context")
-    new_tokens = c5.number_input("New tokens", 0, 4096, 8, key="prof_new_tokens")
-    timeout = c6.number_input("Time limit per point (s)", 5, 86400, 600, key="prof_timeout")
-    start = st.button("Start profiling", type="primary", key="prof_start", disabled=running)
-    if start:
-        try:
-            req = ProfileRequest(
-                source=(source or "").strip(), source_kind=kind, synthetic=bool(synthetic) or kind != "checkpoint",
-                weights=weights, device=device, attention=attention,
-                points=grid(parse_int_list(batch_text, "batch"), parse_int_list(context_text, "prompt tokens"),
-                            int(new_tokens)),
-                timeout_s=float(timeout))
-            from profiler.source import resolve_config
-
-            config, _name = resolve_config(req.source_kind, req.source)
-            spec_for(config, _name)  # a config the planner rejects is reported here, not in the thread
-        except HeadroomError as e:
-            st.error(str(e))
+        c1, c2 = st.columns(2)
+        kind = c1.radio("Model", ("catalog", "config", "checkpoint"), horizontal=True, key="prof_source_kind",
+                        format_func={"catalog": "Catalog", "config": "config.json path",
+                                     "checkpoint": "Local checkpoint"}.get)
+        names = list(catalog())
+        if kind == "catalog":
+            source = c1.selectbox("Catalog model", names, key="prof_model",
+                                  index=names.index("smollm2-135m") if "smollm2-135m" in names else 0)
+        elif kind == "config":
+            source = c1.text_input("Path to config.json", key="prof_config")
         else:
-            job = Job(req, db_path)
-            jobs[db_path] = job
-            _start(job)
-            running = True
-            st.session_state["prof_follow"] = True
+            source = c1.text_input("Checkpoint directory (config.json + *.safetensors)", key="prof_checkpoint")
+        synthetic = c1.checkbox("Synthetic (random) weights", value=True, key="prof_synthetic",
+                                disabled=kind != "checkpoint",
+                                help="Built from the config on the device; nothing is downloaded.")
+        device_ids = [d.device for d in devs.devices]
+        device = c2.selectbox("Device", device_ids, key="prof_device",
+                              format_func=lambda d: next(x.label for x in devs.devices if x.device == d),
+                              index=len(device_ids) - 1 if devs.has_gpu else 0)
+        default_w = "fp32" if device == "cpu" else "bf16"
+        weights = c2.selectbox("Weights", WEIGHT_FORMATS, index=WEIGHT_FORMATS.index(default_w), key="prof_weights")
+        attention = c2.selectbox("Attention", ("sdpa", "eager"), key="prof_attention")
+        c3, c4, c5, c6 = st.columns(4)
+        batch_text = c3.text_input("Batch sizes", "1,4", key="prof_batch")
+        context_text = c4.text_input("Prompt tokens", "128,512", key="prof_context")
+        new_tokens = c5.number_input("New tokens", 0, 4096, 8, key="prof_new_tokens")
+        timeout = c6.number_input("Time limit per point (s)", 5, 86400, 600, key="prof_timeout")
+        start = st.button("Start profiling", type="primary", key="prof_start", disabled=running)
+        if start:
+            try:
+                req = ProfileRequest(
+                    source=(source or "").strip(), source_kind=kind, synthetic=bool(synthetic) or kind != "checkpoint",
+                    weights=weights, device=device, attention=attention,
+                    points=grid(parse_int_list(batch_text, "batch"), parse_int_list(context_text, "prompt tokens"),
+                                int(new_tokens)),
+                    timeout_s=float(timeout))
+                from profiler.source import resolve_config
+
+                config, _name = resolve_config(req.source_kind, req.source)
+                spec_for(config, _name)  # a config the planner rejects is reported here, not in the thread
+            except HeadroomError as e:
+                st.error(str(e))
+            else:
+                job = Job(req, db_path)
+                jobs[db_path] = job
+                _start(job)
+                running = True
+                st.session_state["prof_follow"] = True
 
 
 @st.fragment(run_every=POLL_S if running else None)
