@@ -280,14 +280,17 @@ def describe_kv(spec: ModelSpec, plan, weights_dtype: str = "bfloat16") -> list[
     name = canonical_kv_dtype(plan.kv_dtype, weights_dtype)
     out = []
     cls = "StaticCache" if plan.cache == "static" else "DynamicCache"
+    if name in _QUANT_BITS or name.startswith("fp8"):
+        cls = "QuantizedCache"
     out.append(f"KV cache: transformers {cls}, {name} elements")
     if spec.n_sliding_layers and spec.sliding_window:
         kept = spec.sliding_window if plan.cache == "static" else spec.sliding_window - 1
         out.append(f"KV cache: {spec.n_sliding_layers} sliding-window layers keep {kept} tokens (window {spec.sliding_window})")
     if "mla" in spec.layer_types:
         out.append("KV cache: MLA layers cache the compressed latent (kv_lora_rank + qk_rope_head_dim per token)")
-    if name == "fp8_e5m2":
-        out.append("KV cache: transformers' fp8 QuantizedCache stores e4m3; e5m2 is sized the same (1 byte)")
+    if name.startswith("fp8"):
+        out.append("KV cache: QuantizedCache(backend='fp8'): float8_e4m3fn elements and one fp32 scale per "
+                   "layer for K and for V" + ("; e5m2 is sized the same (1 byte)" if name == "fp8_e5m2" else ""))
     if name in _QUANT_BITS:
         backend = "quanto" if name == "int4" else "HQQ"
         out.append(f"KV cache: QuantizedCache({backend}), {QUANT_GROUP_SIZE}-element groups with a scale and "
