@@ -158,6 +158,12 @@ def test_plan_share_link_and_every_page(server):
                     continue
                 page.goto(f"{server}/{p.url_path}?{urlparse(link).query}", wait_until="domcontentloaded")
                 _settle(page)
+                if p.url_path == "compare":  # with prices, the table gains cost columns (README screenshot)
+                    prices = page.locator('[data-testid="stMain"] textarea').first
+                    prices.fill("h100-sxm-80gb = 2.49\nl40s-48gb = 0.99\na100-40gb = 1.29")
+                    prices.press("Control+Enter")
+                    page.get_by_text("$ / hour").first.wait_for(state="attached")  # the grid is a canvas
+                    _settle(page)
                 assert not page.locator('[data-testid="stException"]').count(), p.title
                 page.screenshot(path=os.path.join(IMAGES, f"{p.url_path}.png"))
         finally:

@@ -39,11 +39,10 @@ if not fits.empty:
            f"plan per GPU ({unit})": fits["plan_per_gpu_bytes"] / charts.UNIT_BYTES[unit],
            f"free per GPU ({unit})": fits["free_bytes"] / charts.UNIT_BYTES[unit]},
     )
-    cols = ["option", "gpu", "gpus", f"memory per GPU ({unit})", f"plan per GPU ({unit})", f"free per GPU ({unit})"]
-    if prices:
-        cols += ["cost_per_hour", "cost_per_month"]
+    sizes = [f"free per GPU ({unit})", f"plan per GPU ({unit})", f"memory per GPU ({unit})"]
+    cols = ["option", "gpus", *(["cost_per_hour", "cost_per_month"] if prices else []), *sizes, "gpu"]
     st.dataframe(view[cols], hide_index=True, key="cmp_fits", column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in cols[3:6]
+        c: st.column_config.NumberColumn(format="%.2f") for c in sizes
     } | {"cost_per_hour": st.column_config.NumberColumn("$ / hour", format="$%.2f"),
          "cost_per_month": st.column_config.NumberColumn("$ / month (730 h)", format="$%,.0f")})
     st.plotly_chart(charts.gpu_free_bar(view, unit), key="cmp_bar")
