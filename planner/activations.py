@@ -23,7 +23,8 @@ The peak of ``generate()`` is weights + KV cache + the largest transient, where 
     B·V in the compute dtype plus the fp32 copy generate() makes (B·V·4). A plain forward
     (mode ``forward``) computes B·P·V.
 * **decode** (one token per sequence with C tokens cached): ``activations/cache_growth`` is the
-  ``torch.cat`` copy of one layer's K (or V) while the old tensor is still referenced, plus the
+  ``torch.cat`` copy of one layer's K (or V) while the old tensor is still referenced (a quantized
+  cache instead dequantizes one layer's whole K and V every step), plus the
   decode-step activations and the logits; MLA decompresses the whole cache every step; eager
   attention copies one layer's K and V to every query head (``repeat_kv``), 2·B·H·C·d.
 
@@ -38,7 +39,12 @@ import numpy as np
 
 from planner.breakdown import Component
 from planner.errors import InputError
-from planner.kv_cache import compute_dtype_bytes, kv_heads_per_gpu, transformers_cached_heads
+from planner.kv_cache import (
+    canonical_kv_dtype,
+    compute_dtype_bytes,
+    kv_heads_per_gpu,
+    transformers_cached_heads,
+)
 from planner.spec import FULL, SLIDING, ModelSpec
 
 ATTENTIONS = ("sdpa", "eager", "flash_attention_2")
@@ -139,7 +145,7 @@ def _attention_elems(spec: ModelSpec, batch, prompt, attention: str, tp: int, e_
 
 def activation_parts(spec: ModelSpec, batch, context, *, prompt=None, weights_dtype: str = "bfloat16",
                      attention: str = "sdpa", mode: str = "generate", tp: int = 1,
-                     cache: str = "dynamic") -> dict[str, dict[str, np.ndarray]]:
+                     cache: str = "dynamic", kv_dtype: str = "auto") -> dict[str, dict[str, np.ndarray]]:
     """Transient bytes per phase: ``{"prefill": {...}, "logits": {...}, "decode": {...}}``.
 
     Each phase maps component names (``residual``, ``mlp``, ...) to int64 arrays broadcast over
@@ -204,6 +210,13 @@ def activation_parts(spec: ModelSpec, batch, context, *, prompt=None, weights_dt
             growth = np.maximum(growth, b * np.minimum(c, spec.sliding_window) * heads * spec.head_dim * e)
         if "mla" in spec.layer_types and spec.mla is not None:
             growth = np.maximum(growth, b * c * spec.mla.kv_lora_rank * e)
+    kv_name = canonical_kv_dtype(kv_dtype, weights_dtype)
+    if kv_name in ("int4", "int8", "fp8_e4m3", "fp8_e5m2") and FULL in spec.layer_types:
+        # QuantizedCache dequantizes one layer's whole K and V every step (quanto/HQQ: dequantized copies
+        # plus the concatenated states returned, 4·e per element; fp8: also an fp32 temporary, 4 + 4·e)
+        heads = max(-(-transformers_cached_heads(spec) // tp), 1)
+        per_elem = 4 + 4 * e if kv_name.startswith("fp8") else 4 * e
+        growth = b * c * heads * spec.head_dim * per_elem
     if "mla" in spec.layer_types and spec.mla is not None:
         m = spec.mla
         heads_q = -(-spec.num_heads // tp)
@@ -233,11 +246,12 @@ def _phase_totals(parts):
 
 
 def activations_bytes(spec: ModelSpec, batch, context, *, prompt=None, weights_dtype: str = "bfloat16",
-                      attention: str = "sdpa", mode: str = "generate", tp: int = 1, cache: str = "dynamic"):
+                      attention: str = "sdpa", mode: str = "generate", tp: int = 1, cache: str = "dynamic",
+                      kv_dtype: str = "auto"):
     """Peak transient bytes (the largest phase); int for scalar inputs, int64 array otherwise."""
     scalar = all(np.ndim(x) == 0 for x in (batch, context, prompt if prompt is not None else 0))
     parts = activation_parts(spec, batch, context, prompt=prompt, weights_dtype=weights_dtype,
-                             attention=attention, mode=mode, tp=tp, cache=cache)
+                             attention=attention, mode=mode, tp=tp, cache=cache, kv_dtype=kv_dtype)
     totals = _phase_totals(parts)
     peak = np.maximum(np.maximum(totals["prefill"], totals["logits"]), totals["decode"])
     return int(peak) if scalar else peak
@@ -252,7 +266,7 @@ def activation_breakdown(spec: ModelSpec, plan, weights_dtype: str = "bfloat16")
     """(components of the largest transient phase, that phase's name) for one Plan."""
     parts = activation_parts(spec, plan.batch, plan.context, prompt=plan.prompt_tokens,
                              weights_dtype=weights_dtype, attention=plan.attention, mode=plan.mode,
-                             tp=plan.tp, cache=plan.cache)
+                             tp=plan.tp, cache=plan.cache, kv_dtype=plan.kv_dtype)
     totals = {k: int(v) for k, v in _phase_totals(parts).items()}
     phase = max(totals, key=lambda k: totals[k])
     comps = []
@@ -267,6 +281,6 @@ def peak_phase(spec: ModelSpec, plan, weights_dtype: str = "bfloat16") -> str:
     """Which phase sets the activation peak: ``prefill``, ``logits`` or ``decode``."""
     parts = activation_parts(spec, plan.batch, plan.context, prompt=plan.prompt_tokens,
                              weights_dtype=weights_dtype, attention=plan.attention, mode=plan.mode,
-                             tp=plan.tp, cache=plan.cache)
+                             tp=plan.tp, cache=plan.cache, kv_dtype=plan.kv_dtype)
     totals = {k: int(v) for k, v in _phase_totals(parts).items()}
     return max(totals, key=lambda k: totals[k])

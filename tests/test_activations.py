@@ -236,3 +236,34 @@ def test_mla_eager_prefill_peak_is_close_to_torch():
             spec, batch, prompt, weights_dtype="float32", attention="eager")
         measured = measured_prefill_peak(model, batch, prompt)
         assert measured <= predicted <= (1 + MLA_TOLERANCE) * measured, (batch, prompt, predicted / measured)
+
+
+@pytest.mark.parametrize("backend,nbits,kv_dtype", [("fp8", None, "fp8_e4m3"), ("quanto", 4, "int4"),
+                                                      ("hqq", 8, "int8")])
+def test_quantized_cache_decode_transient_matches_torch(backend, nbits, kv_dtype):
+    """A QuantizedCache dequantizes one layer's whole K and V at every decode step."""
+    import gc
+
+    from planner.activations import activation_parts
+
+    if backend != "fp8":  # optional transformers extras (optimum-quanto, hqq)
+        pytest.importorskip({"quanto": "optimum.quanto", "hqq": "hqq.core.quantize"}[backend])
+    cfg = dict(CONFIGS["llama"], head_dim=32)
+    spec = parse_config(cfg)
+    config = transformers.AutoConfig.for_model(**cfg)
+    batch, context = 2, 2000
+    kv, d = spec.num_kv_heads, spec.head_dim
+    cache = transformers.QuantizedCache(backend=backend, config=config, **({} if nbits is None else {"nbits": nbits}))
+    tracker = PeakTracker()
+    with torch.no_grad(), tracker:
+        for layer in range(spec.num_layers):  # the prompt: quantized at once
+            cache.update(*torch.randn(2, batch, kv, context - 1, d, dtype=torch.bfloat16), layer)
+        gc.collect()
+        before = tracker.live
+        tracker.peak = before
+        for layer in range(spec.num_layers):  # one decode step; attention drops each layer's K/V after use
+            out = cache.update(*torch.randn(2, batch, kv, 1, d, dtype=torch.bfloat16), layer)
+            del out
+        measured = tracker.peak - before
+    parts = activation_parts(spec, batch, context, prompt=context - 1, kv_dtype=kv_dtype)["decode"]
+    assert_close(int(parts["cache_growth"]), measured, backend)
