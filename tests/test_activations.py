@@ -267,3 +267,17 @@ def test_quantized_cache_decode_transient_matches_torch(backend, nbits, kv_dtype
         measured = tracker.peak - before
     parts = activation_parts(spec, batch, context, prompt=context - 1, kv_dtype=kv_dtype)["decode"]
     assert_close(int(parts["cache_growth"]), measured, backend)
+
+
+def test_static_cache_prefill_peak_matches_torch():
+    spec, model = spec_of("llama"), model_of("llama", "float32", "sdpa")
+    for batch, prompt, max_len in [(2, 512, 1024), (1, 1024, 4096)]:
+        cache = transformers.StaticCache(config=model.config, max_cache_len=max_len)
+        tracker = PeakTracker(model)
+        with torch.no_grad(), tracker:
+            model(input_ids=torch.randint(0, 1000, (batch, prompt)), past_key_values=cache, use_cache=True,
+                  logits_to_keep=1)
+        predicted = kv_cache_bytes(spec, batch, prompt, weights_dtype="float32", cache="static",
+                                   max_cache_len=max_len) + activations_bytes(
+            spec, batch, prompt, weights_dtype="float32", cache="static")
+        assert_close(predicted, tracker.peak, (batch, prompt, max_len))
