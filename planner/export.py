@@ -14,6 +14,8 @@ llama.cpp, GGUF weights in TGI) is an :class:`InputError` saying what to pick in
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import json
 import shlex
 
@@ -49,7 +51,6 @@ class _Ctx:
         self.plan = scenario.plan
         self.spec = spec if spec is not None else scenario.spec()
         self.fmt: WeightFormat = resolve_format(self.spec, self.plan.weights)
-        self.breakdown: MemoryBreakdown = _breakdown(self.spec, self.plan)
         self.gpu_bytes = scenario.gpu_memory_bytes()
         self.count = max(scenario.gpu_count, self.plan.tp)
         self.repo = scenario.model.repo_id or "PATH/TO/MODEL"
@@ -58,6 +59,11 @@ class _Ctx:
         # the checkpoint already stores this format: engines read its quantization_config themselves
         q = self.spec.quantization
         self.prequantized = q is not None and q.default_format() == self.fmt.name
+
+    @cached_property
+    def breakdown(self) -> MemoryBreakdown:
+        """Computed on first use, after the target has checked the plan is expressible (its error wins)."""
+        return _breakdown(self.spec, self.plan)
 
     @property
     def compute_dtype(self) -> str:

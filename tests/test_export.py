@@ -236,7 +236,8 @@ def test_accelerate_snippet_builds_a_real_device_map_offline():
 
     cfg = {"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 8, "num_attention_heads": 8,
            "num_key_value_heads": 4, "intermediate_size": 1024, "vocab_size": 32000}
-    mem = 96 << 20  # two 96 MiB GPUs: the bf16 weights (about 42 MiB) fit, the plan's runtime shrinks the room
+    # two 1 GiB GPUs: the bf16 weights (about 42 MiB) fit beside the plan's runtime (CUDA context ~290 MiB...)
+    mem = 1 << 30
     s = Scenario(ModelSource.from_config(cfg, hub_id="org/tiny-llama"),
                  Plan(weights="bf16", engine="transformers", tp=2, batch=1, context=256, gpu_memory_bytes=mem),
                  gpu=None, gpu_count=2)
