@@ -70,7 +70,7 @@ import numpy as np
 
 from planner.breakdown import Component, MemoryBreakdown
 from planner.errors import InputError
-from planner.formats import WeightFormat, gguf_types, resolve_format, tensor_bytes
+from planner.formats import LINEAR_SUBCLASS_FAMILIES, WeightFormat, gguf_types, resolve_format, tensor_bytes
 from planner.kv_cache import canonical_kv_dtype, kv_bytes_per_token, kv_heads_per_gpu
 from planner.params import TensorInfo, parameter_count, tensors
 from planner.spec import FULL, SLIDING, ModelSpec
@@ -175,8 +175,10 @@ def weight_components_per_gpu(spec: ModelSpec, fmt: WeightFormat, tp: int = 1) -
         copies = [(t, tensor_bytes(t, fmt, conv1d=spec.conv1d, ggml_type=g)) for t, _layer, g in gguf_types(spec, fmt)]
     else:
         copies = []
+        # Falcon's Linear subclasses stay unquantized under bitsandbytes/FP8, exactly as with tp=1
+        subclass = spec.family in LINEAR_SUBCLASS_FAMILIES
         for t in tensors(spec):
-            b = tensor_bytes(t, fmt, conv1d=spec.conv1d)
+            b = tensor_bytes(t, fmt, conv1d=spec.conv1d, linear_subclass=subclass)
             copies.extend([(t, b)] * t.count)
     for t, b in copies:
         num, den = _shard_divisor(spec, t, tp)

@@ -12,6 +12,7 @@ import json
 import sys
 
 from app.cli_common import add_model_args, add_plan_args, plan_from_args, source_from_args
+from app.commands.fit import add_device_args, device_from_args, engine_extra
 from planner.breakdown import GROUPS, MemoryBreakdown
 from planner.estimate import estimate
 
@@ -20,6 +21,7 @@ def register(sub) -> None:
     p = sub.add_parser("estimate", help="memory breakdown of a model under a plan")
     add_model_args(p)
     add_plan_args(p)
+    add_device_args(p, required=False)
     p.add_argument("--json", action="store_true", help="print the stable JSON schema (see README)")
     p.set_defaults(func=run)
     p.error = lambda message: _usage_error(p, message)  # one line on stderr, exit 2 (no usage dump)
@@ -32,13 +34,22 @@ def _usage_error(p, message: str):
 
 def run(args) -> int:
     src = source_from_args(args)
-    b = estimate(src.spec, plan_from_args(args), stored=src.stored)
+    device_bytes, gpus, label = device_from_args(args)
+    plan = plan_from_args(args, **engine_extra(args, device_bytes))
+    if gpus != plan.tp and plan.engine != "llamacpp":
+        plan = dataclasses.replace(plan, tp=gpus)  # --gpus N means tensor parallel over N
+    b = estimate(src.spec, plan, stored=src.stored)
     if src.notes:
         b = dataclasses.replace(b, assumptions=b.assumptions + src.notes)
     if args.json:
         print(json.dumps(b.to_json(), indent=2))
     else:
         print(render_table(b, title=f"{src.spec.name or src.spec.model_type} ({src.label})"))
+        if device_bytes is not None:
+            free = device_bytes - b.total_bytes
+            verdict = "fits" if free >= 0 else "does NOT fit"
+            print(f"\n{verdict} on {gpus} x {label} ({device_bytes / 2**30:,.2f} GiB each): "
+                  f"{free / 2**30:,.2f} GiB free per device (see 'headroom fit' for the largest batch and context)")
     return 0
 
 
