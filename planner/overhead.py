@@ -12,10 +12,12 @@ the ``overhead/...`` components are everything else ``nvidia-smi`` shows for the
   (``torch.cuda.memory_reserved() - torch.cuda.memory_allocated()`` at the peak), a stated fraction of
   what torch allocates.
 * ``overhead/nccl``: NCCL communicator buffers under tensor parallelism.
+* ``overhead/cpu_runtime`` (``device="cpu"`` only): the resident memory of the Python process with torch
+  and transformers imported, before any tensor exists. Check: ``VmRSS`` in ``/proc/<pid>/status``.
 
 Every constant is a named assumption (:data:`ASSUMPTIONS`), shown in the breakdown and replaceable through
 ``Plan.overrides`` (name -> bytes; the CLI's ``--override NAME=BYTES``). On ``device="cpu"`` no GPU
-term applies.
+term applies; only ``overhead/cpu_runtime`` does.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Assumption:
     fraction: float | None = None  # set when the default scales with torch-allocated bytes
     gpu_only: bool = True
     tp_only: bool = False
+    cpu_only: bool = False
 
 
 #: Fraction of torch-allocated peak bytes the caching allocator holds reserved but unallocated.
@@ -72,7 +75,19 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "NCCL documentation, Environment Variables: NCCL_BUFFSIZE (default 4 MiB), NCCL_MAX_NCHANNELS",
         tp_only=True,
     ),
+    Assumption(
+        "overhead/cpu_runtime", 400 * MiB,
+        "resident memory of the Python process itself on a CPU run: interpreter, torch and transformers "
+        "libraries, before any tensor exists",
+        "measured on this project's CPU profiles (headroom profile, torch 2.13 + transformers 5.23, Linux "
+        "x86_64): 389-408 MiB of RSS beyond the model's tensors; check VmRSS in /proc/<pid>/status",
+        gpu_only=False, cpu_only=True,
+    ),
 )
+
+#: The terms that apply on a GPU (every assumption but the CPU-only ones).
+GPU_ASSUMPTIONS = tuple(a for a in ASSUMPTIONS if not a.cpu_only)
+CPU_ASSUMPTIONS = tuple(a for a in ASSUMPTIONS if a.cpu_only)
 
 BY_NAME = {a.name: a for a in ASSUMPTIONS}
 
@@ -101,8 +116,8 @@ def overhead_components(plan, torch_allocated_bytes: int) -> tuple[tuple[Compone
     comps: list[Component] = []
     lines: list[str] = []
     if plan.device == "cpu":
-        return (), ["device cpu: no CUDA context, cuBLAS workspace, allocator slack or NCCL buffers"]
-    for a in ASSUMPTIONS:
+        lines.append("device cpu: no CUDA context, cuBLAS workspace, allocator slack or NCCL buffers")
+    for a in CPU_ASSUMPTIONS if plan.device == "cpu" else GPU_ASSUMPTIONS:
         if a.tp_only and plan.tp <= 1:
             continue
         if a.name in over:

@@ -209,13 +209,11 @@ def _runtime_parts(spec: ModelSpec, p: Plan, B, C, stored) -> dict:
 
 def _overhead(p: Plan, allocated: np.ndarray) -> np.ndarray:
     """:func:`planner.overhead.overhead_components` summed, for an array of torch-allocated bytes."""
-    from planner.overhead import ASSUMPTIONS
+    from planner.overhead import CPU_ASSUMPTIONS, GPU_ASSUMPTIONS
 
     total = np.zeros(np.shape(allocated), dtype=np.int64)
-    if p.device == "cpu":
-        return total
     overrides = dict(p.overrides)
-    for a in ASSUMPTIONS:
+    for a in CPU_ASSUMPTIONS if p.device == "cpu" else GPU_ASSUMPTIONS:
         if a.tp_only and p.tp <= 1:
             continue
         if a.name in overrides:

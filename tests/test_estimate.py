@@ -60,7 +60,9 @@ def test_kv_heads_never_drop_below_one_per_gpu():
 def test_cpu_device_drops_gpu_overheads():
     spec = catalog_spec("llama-3.2-1b")
     b = estimate(spec, Plan(device="cpu"))
-    assert b.overhead_bytes == 0
+    overhead = {c.path for c in b.components if c.group == "overhead"}
+    assert overhead == {"overhead/cpu_runtime"}  # the process itself; no CUDA context, workspace or slack
+    assert b.overhead_bytes == 400 * MiB
     assert b.weights_bytes == estimate(spec, Plan()).weights_bytes
 
 

@@ -69,7 +69,8 @@ def _gib(n) -> str:
 class Progress:
     """A one-line progress bar on stderr (redrawn in place on a terminal, one line per point otherwise)."""
 
-    def __init__(self, total: int, stream=sys.stderr) -> None:
+    def __init__(self, total: int, stream=None) -> None:
+        stream = sys.stderr if stream is None else stream  # looked up now: stderr may be redirected
         self.total, self.done, self.stream = total, 0, stream
         self.tty = stream.isatty()
         self.state = "starting worker"
