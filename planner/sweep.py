@@ -201,8 +201,10 @@ def _runtime_parts(spec: ModelSpec, p: Plan, B, C, stored) -> dict:
     weights_dtype = resolve_format(spec, p.weights).compute_dtype
     kv = kv_cache.kv_cache_bytes(spec, B, C, p.kv_dtype, weights_dtype=weights_dtype, cache=p.cache,
                                  max_cache_len=C if p.cache == "static" else None, tp=p.tp)
-    act = activations.activations_bytes(spec, B, C, weights_dtype=weights_dtype, attention=p.attention,
-                                        mode=p.mode, tp=p.tp, cache=p.cache)
+    prompt = None if p.prompt_tokens is None else np.minimum(p.prompt_tokens, C)
+    act = activations.activations_bytes(spec, B, C, prompt=prompt, weights_dtype=weights_dtype,
+                                        attention=p.attention, mode=p.mode, tp=p.tp, cache=p.cache,
+                                        kv_dtype=p.kv_dtype)
     allocated = b0.weights_bytes + kv + act
     return {"weights": b0.weights_bytes, "kv_cache": kv, "activations": act, "overhead": _overhead(p, allocated)}
 
