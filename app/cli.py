@@ -28,6 +28,16 @@ COMMANDS = (
 )
 
 
+def _one_line_errors(p: argparse.ArgumentParser) -> None:
+    """Usage errors: one line on stderr naming the problem, exit 2 (no usage dump, no traceback)."""
+
+    def error(message: str):
+        print(f"{p.prog}: error: {message} (see '{p.prog} --help')", file=sys.stderr)
+        sys.exit(2)
+
+    p.error = error
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="headroom", description="Plan, measure and share the memory budget of large language models."
@@ -35,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
+    for p in (parser, *sub.choices.values()):
+        _one_line_errors(p)
     return parser
 
 

@@ -87,6 +87,14 @@ class Plan:
         u = self.gpu_memory_utilization
         if isinstance(u, bool) or not isinstance(u, (int, float)) or not math.isfinite(u) or not 0 < u <= 1:
             raise InputError(f"gpu_memory_utilization must be a fraction in (0, 1], got {u!r}")
+        if self.max_cache_len is not None:
+            if self.cache != "static":
+                raise InputError("max_cache_len applies to the static cache only (cache='static')")
+            if self.max_cache_len < self.context:
+                raise InputError(
+                    f"max_cache_len ({self.max_cache_len:,}) must be at least context ({self.context:,}): "
+                    "a StaticCache cannot hold more tokens than it preallocates"
+                )
         if self.prompt_tokens is not None and self.prompt_tokens > self.context:
             raise InputError(
                 f"prompt_tokens ({self.prompt_tokens:,}) cannot exceed context ({self.context:,})"
@@ -157,18 +165,17 @@ def estimate(spec: ModelSpec, plan: Plan = Plan(), stored: StoredWeights | None 
     ``stored``: the checkpoint's safetensors headers (planner.stored); with ``plan.weights == "auto"`` and
     no tensor parallelism, their exact stored bytes replace the computed weight bytes.
     """
-    if plan.engine == "transformers":
-        return _transformers_breakdown(spec, plan, stored)
-    try:
-        from planner import engines
-    except ImportError:  # pragma: no cover - engines module missing in a partial install
-        raise InputError(f"engine {plan.engine!r} is not available yet") from None
-    fn = getattr(engines, f"{plan.engine}_breakdown", None)
-    if fn is None:
-        raise InputError(f"engine {plan.engine!r} is not available yet")
-    b = fn(spec, plan)
-    if plan.tp > 1 and b.tp != plan.tp:
-        from dataclasses import replace
+    from dataclasses import replace
 
-        b = replace(b, tp=plan.tp)
+    if plan.engine == "transformers":
+        b = _transformers_breakdown(spec, plan, stored)
+    else:
+        from planner import engines  # imported here: engines builds on this module's Plan
+
+        b = (engines.vllm_breakdown if plan.engine == "vllm" else engines.llamacpp_breakdown)(spec, plan)
+        if plan.tp > 1 and b.tp != plan.tp:
+            b = replace(b, tp=plan.tp)
+    if spec.approximate:  # a llama-like stand-in for an unsupported architecture: nothing is exact
+        b = replace(b, components=tuple(
+            replace(c, source="approximate") if c.source == "exact" else c for c in b.components))
     return b

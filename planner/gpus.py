@@ -134,5 +134,5 @@ def find_gpu(name: str) -> GPU:
         return hits[0]
     close = [g.name for g in hits] or difflib.get_close_matches(norm, list(cat), n=4, cutoff=0.4)
     what = "is ambiguous" if len(hits) > 1 else "is not in the catalog"
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    hint = f"; did you mean {', '.join(close)}?" if close else "."
     raise InputError(f"GPU {name!r} {what}{hint} Run 'headroom gpus' for the list, or give --memory-gib.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 
 from app.cli_common import add_model_args, add_plan_args, plan_from_args, source_from_args
 from app.commands.fit import add_device_args, device_from_args, engine_extra
@@ -24,12 +23,6 @@ def register(sub) -> None:
     add_device_args(p, required=False)
     p.add_argument("--json", action="store_true", help="print the stable JSON schema (see README)")
     p.set_defaults(func=run)
-    p.error = lambda message: _usage_error(p, message)  # one line on stderr, exit 2 (no usage dump)
-
-
-def _usage_error(p, message: str):
-    print(f"{p.prog}: error: {message} (see '{p.prog} --help')", file=sys.stderr)
-    sys.exit(2)
 
 
 def run(args) -> int:

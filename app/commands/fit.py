@@ -53,6 +53,8 @@ def device_from_args(args) -> tuple[int | None, int, str]:
         return None, gpus, ""
     if args.gpu:
         g = find_gpu(args.gpu)
+        if getattr(args, "engine", None) == "vllm" and g.vendor == "apple":
+            raise InputError(f"vLLM does not run on Apple GPUs ({g.name}); use --engine llamacpp or transformers")
         return g.memory_bytes, gpus, g.name
     if args.memory_gib > MAX_MEMORY_GIB:
         raise InputError(f"--memory-gib must be at most {MAX_MEMORY_GIB:,}, got {args.memory_gib:g}")
@@ -89,7 +91,9 @@ def run(args) -> int:
     gib = 2**30
     print(f"{out['model']} on {gpus} x {label} ({device_bytes / gib:.2f} GiB each), engine {res.engine}")
     print(f"fits           {'yes' if res.fits else 'no'}  ({res.reason})")
-    print(f"free           {res.free_bytes / gib:,.2f} GiB ({res.free_bytes / 1e9:,.2f} GB) per device")
+    where = (f"in total over {gpus} GPUs (llama.cpp splits layers across them)"
+             if res.engine == "llamacpp" and gpus > 1 else "per device")
+    print(f"free           {res.free_bytes / gib:,.2f} GiB ({res.free_bytes / 1e9:,.2f} GB) {where}")
     print(f"max batch      {res.max_batch:,}  at context {plan.context:,}")
     print(f"max context    {res.max_context:,}  at batch {plan.batch:,}")
     if res.host_bytes is not None:
