@@ -14,8 +14,15 @@ Objectives (ties broken by the next key):
 
 Tensor-parallel counts follow vLLM's rule (``ModelConfig.verify_with_parallel_config`` and
 ``QKVParallelLinear``): the attention heads must divide evenly over the GPUs, and the KV heads must
-either divide evenly or be replicated a whole number of times. The rule is applied to the tensor-parallel
-engines (vLLM); transformers' ``device_map`` and llama.cpp's layer split accept any count.
+either divide evenly or be replicated a whole number of times. The transformers engine is planned per GPU
+with ``tp = count`` (as :func:`planner.fit.fit` does), so its counts must divide the attention heads
+(:func:`planner.parallel.check_tp`); llama.cpp's layer split accepts any count.
+
+Every verdict is :func:`planner.fit.fit`'s: an option fits exactly when ``fit`` says so for that GPU and
+count, and ``max_concurrency`` is ``fit``'s ``max_batch`` (vLLM: whole requests of ``context`` tokens its
+KV pool holds). Choices that can never work (an unknown weight format, a KV dtype the engine lacks, a
+context beyond the model's ``max_position_embeddings``) raise one :class:`InputError` up front
+(:func:`check_choices`).
 
 Everything here is pure Python and frozen, so results can be cached and compared.
 """
@@ -40,7 +47,7 @@ OBJECTIVE_LABELS = {
     "concurrency": "most concurrent requests",
 }
 #: engines that shard attention heads across GPUs (tensor parallelism) and so constrain the count
-TP_ENGINES = ("vllm",)
+TP_ENGINES = ("vllm", "transformers")
 #: engines that need CUDA or ROCm (no Apple-silicon GPU support)
 CUDA_ENGINES = ("vllm",)
 MAX_GPUS = 8
@@ -82,6 +89,7 @@ class Workload:
     max_gpus: int = MAX_GPUS
     gpu_memory_utilization: float = 0.9
     attention: str = "sdpa"
+    overrides: tuple[tuple[str, int], ...] = ()  # Plan.overrides (assumptions replaced by the user)
 
     def __post_init__(self) -> None:
         for name in ("context", "concurrency", "max_gpus"):
@@ -105,6 +113,7 @@ class Workload:
             weights=weights, kv_dtype=kv_dtype, batch=self.concurrency, context=self.context,
             engine=self.engine, attention=self.attention, tp=count, gpu_memory_bytes=gpu_memory_bytes,
             gpu_memory_utilization=self.gpu_memory_utilization, max_num_seqs=self.concurrency,
+            overrides=self.overrides,
         )
 
 
@@ -270,12 +279,18 @@ def parse_prices(items: Sequence[str]) -> dict[str, float]:
 # Tensor-parallel validity
 
 
-def tp_problem(spec: ModelSpec, count: int) -> str:
-    """Why ``count`` GPUs cannot shard this model's attention ('' when they can), per vLLM's rule."""
-    if count == 1:
+def tp_problem(spec: ModelSpec, count: int, engine: str = "vllm") -> str:
+    """Why ``count`` GPUs cannot shard this model's attention ('' when they can).
+
+    vLLM: its rule (attention heads divide; KV heads divide or are replicated). transformers: the
+    attention heads divide (:func:`planner.parallel.check_tp`). llama.cpp: any count (layer split).
+    """
+    if count == 1 or engine not in TP_ENGINES:
         return ""
     if spec.num_heads % count:
         return f"{count} GPUs do not divide the {spec.num_heads} attention heads (tensor parallelism)"
+    if engine != "vllm":
+        return ""
     kv = spec.num_kv_heads
     if spec.mla is None and (kv % count if count <= kv else count % kv):
         return f"{count} GPUs do not divide the {kv} KV heads (tensor parallelism)"
@@ -284,9 +299,7 @@ def tp_problem(spec: ModelSpec, count: int) -> str:
 
 def valid_counts(spec: ModelSpec, engine: str, max_gpus: int = MAX_GPUS) -> tuple[int, ...]:
     """GPU counts 1..max_gpus this engine can use for this model."""
-    if engine not in TP_ENGINES:
-        return tuple(range(1, max_gpus + 1))
-    return tuple(n for n in range(1, max_gpus + 1) if not tp_problem(spec, n))
+    return tuple(n for n in range(1, max_gpus + 1) if not tp_problem(spec, n, engine))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -341,6 +354,9 @@ def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, g
     - llama.cpp: :func:`planner.engines.llamacpp_memory` for ``-c concurrency*context -np concurrency``;
       with several GPUs the GPU side is split evenly by layers (``--split-mode layer``), an approximation.
     - transformers: :func:`planner.estimate.estimate` with ``tp = count`` (per GPU), against the memory.
+
+    ``max_concurrency`` is :func:`planner.fit.fit`'s ``max_batch`` at ``context`` (the same search over the
+    same predicate); ``kv_cache_tokens`` is vLLM's pool size (``None`` for the other engines, as in fit).
     """
     plan = workload.plan(weights, kv_dtype, count, gpu.memory_bytes)
     conc, ctx = workload.concurrency, workload.context
@@ -366,18 +382,20 @@ def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, g
         else:
             b = estimate(spec, plan)
             shares = 1
+        from planner.fit import fit_predicate, largest
+        from planner.estimate import MAX_BATCH
+
         budget = gpu.memory_bytes
         kv = -(-b.kv_cache_bytes // shares)
         rest = -(-b.total_bytes // shares) - kv
         left = budget - rest
-        per_request = max(1, kv // conc) if kv else 0
-        if per_request:
-            max_conc = max(0, left) // per_request
-            tokens = max(0, left) * ctx // per_request
-        else:
-            max_conc, tokens = None, None
         fits = rest + kv <= budget
         free = budget - rest - kv
+        # planner.fit.fit's max_batch: the largest batch whose plan fits at this context (exact boundary)
+        base = replace(plan, tp=1, gpu_memory_bytes=None) if plan.engine == "llamacpp" else plan
+        ok = fit_predicate(spec, base, gpu.memory_bytes, count)
+        max_conc = max(largest(lambda n: ok(n, ctx), 1, MAX_BATCH), 0)
+        tokens = None
     needed = rest + kv
     reason = ""
     if not fits:
@@ -417,19 +435,50 @@ def objective_key(objective: str):
     raise InputError(f"unknown objective {objective!r}; expected one of: {', '.join(OBJECTIVES)}")
 
 
+def check_choices(spec: ModelSpec, workload: Workload, gpu_memory_bytes: int = 80 * GIB) -> None:
+    """Raise one :class:`InputError` for a choice no GPU can fix, before anything is enumerated.
+
+    - a context beyond the model's ``max_position_embeddings`` (vLLM refuses to start; other engines run
+      past what the model was trained for);
+    - a weight format or KV dtype the planner or the engine rejects (unknown names, int4 KV in vLLM, a
+      non-GGUF format for llama.cpp, GGUF for transformers ...): checked on one GPU (1 x ``gpu_memory_bytes``),
+      because those errors do not depend on the GPU or the count.
+    """
+    limit = spec.max_position_embeddings
+    if limit and workload.context > limit:
+        name = spec.name or spec.model_type
+        raise InputError(f"context {workload.context:,} tokens is more than {name}'s max_position_embeddings "
+                         f"({limit:,}); choose a context of at most {limit:,} tokens")
+    for weights in dict.fromkeys(workload.weights):
+        for kv_dtype in dict.fromkeys(workload.kv_dtypes):
+            plan = workload.plan(weights, kv_dtype, 1, gpu_memory_bytes)
+            try:
+                if plan.engine == "vllm":
+                    from planner.engines import vllm_capacity
+
+                    vllm_capacity(spec, plan)
+                elif plan.engine == "llamacpp":
+                    _llamacpp_gpu(spec, replace(plan, gpu_memory_bytes=None))
+                else:
+                    estimate(spec, plan)
+            except HeadroomError as e:
+                raise InputError(f"weights {weights}, KV {kv_dtype} on {workload.engine}: {e}") from None
+
+
 def recommend(spec: ModelSpec, workload: Workload, gpus: Sequence[GPUOption], objective: str = "gpus"
               ) -> Recommendation:
     """Enumerate weights x KV dtype x GPU x count (1..max_gpus) and rank what fits.
 
-    Raises :class:`InputError` for an unknown objective, no GPUs, or ``cost`` without any price.
-    A weight format or KV dtype the planner rejects for this model becomes rejected options carrying the
-    planner's message, not an exception, so one bad choice does not hide the others.
+    Raises :class:`InputError` for an unknown objective, no GPUs, ``cost`` without any price, and for a
+    choice that no GPU can fix (:func:`check_choices`: an unknown or engine-incompatible weight format or
+    KV dtype, a context beyond the model's positions), once, before enumerating.
     """
     key = objective_key(objective)
     if not gpus:
         raise InputError("no GPUs to compare; give at least one GPU")
     if objective == "cost" and not any(g.price_per_hour is not None for g in gpus):
         raise InputError("objective 'cost' needs a price for at least one GPU (e.g. --price h100=2.49)")
+    check_choices(spec, workload, gpus[0].memory_bytes)
     counts = range(1, workload.max_gpus + 1)
     feasible: list[Option] = []
     rejected: list[Option] = []
@@ -445,15 +494,15 @@ def recommend(spec: ModelSpec, workload: Workload, gpus: Sequence[GPUOption], ob
                 group: list[Option] = []
                 for n in counts:
                     plan = workload.plan(weights, kv_dtype, n, gpu.memory_bytes)
-                    problem = tp_problem(spec, n) if workload.engine in TP_ENGINES else ""
+                    problem = tp_problem(spec, n, workload.engine)
                     if problem:
                         group.append(Option(weights, kv_dtype, gpu, n, plan, False, problem))
                         continue
                     try:
                         v = evaluate(spec, workload, weights, kv_dtype, gpu, n)
-                    except HeadroomError as e:
+                    except HeadroomError as e:  # specific to this count (choices were checked up front)
                         group.append(Option(weights, kv_dtype, gpu, n, plan, False, str(e)))
-                        break  # the same format/dtype error repeats for every count
+                        continue
                     bd = v.breakdown if v.breakdown is not None or not v.fits else option_breakdown(spec, plan)
                     group.append(Option(
                         weights, kv_dtype, gpu, n, plan, v.fits, v.reason, bd, v.needed, v.budget,
@@ -475,9 +524,11 @@ def recommend(spec: ModelSpec, workload: Workload, gpus: Sequence[GPUOption], ob
                     else:
                         rejected.append(o)
     if workload.engine in TP_ENGINES:
-        bad = [n for n in counts if tp_problem(spec, n)]
+        bad = [n for n in counts if tp_problem(spec, n, workload.engine)]
         if bad:
+            heads = (f"the {spec.num_heads} attention heads and {spec.num_kv_heads} KV heads"
+                     if workload.engine == "vllm" else f"the {spec.num_heads} attention heads")
             notes.append(f"GPU counts {', '.join(map(str, bad))} skipped: tensor parallelism needs them to divide "
-                         f"the {spec.num_heads} attention heads and {spec.num_kv_heads} KV heads")
+                         f"{heads}")
     feasible.sort(key=key)
     return Recommendation(workload, objective, tuple(feasible), tuple(rejected), tuple(notes))

@@ -148,17 +148,72 @@ def test_tensor_parallel_counts_follow_vllm(spec8b):
     # Llama-3.1-8B: 32 attention heads, 8 KV heads
     assert valid_counts(spec8b, "vllm", 8) == (1, 2, 4, 8)
     assert "32 attention heads" in tp_problem(spec8b, 3)
-    assert valid_counts(spec8b, "transformers", 3) == (1, 2, 3)
+    assert valid_counts(spec8b, "transformers", 3) == (1, 2)  # transformers plans tp = count (check_tp)
+    assert valid_counts(spec8b, "llamacpp", 3) == (1, 2, 3)  # layer split: any count
     r = recommend(spec8b, VLLM_WORKLOAD, SMALL_GPUS)
     assert all(o.count != 3 for o in r.feasible)
     assert any("do not divide" in o.reason for o in r.rejected if o.count == 3)
 
 
-def test_bad_choices_are_rejected_with_the_planners_message_not_raised(spec8b):
-    w = Workload(context=4096, concurrency=1, weights=("bf16", "no-such-format"), engine="vllm", max_gpus=2)
-    r = recommend(spec8b, w, SMALL_GPUS[:1])
-    assert any("unknown weight format" in o.reason for o in r.rejected)
-    assert all(o.weights == "bf16" for o in r.feasible)
+@pytest.mark.parametrize("engine,weights,kv,message", [
+    ("vllm", ("bf16", "no-such-format"), ("auto",), "unknown weight format 'no-such-format'"),
+    ("transformers", ("nope",), ("auto",), "unknown weight format 'nope'"),
+    ("vllm", ("bf16",), ("int4",), "vLLM has no int4 KV cache"),
+    ("llamacpp", ("bf16",), ("auto",), "llamacpp engine runs GGUF files"),
+    ("transformers", ("gguf-Q4_K_M",), ("auto",), "llama.cpp format"),
+])
+def test_bad_choices_raise_one_error_up_front(spec8b, engine, weights, kv, message):
+    w = Workload(context=4096, concurrency=1, weights=weights, kv_dtypes=kv, engine=engine, max_gpus=2)
+    with pytest.raises(InputError, match=message):
+        recommend(spec8b, w, SMALL_GPUS)
+
+
+def test_context_beyond_the_models_positions_is_rejected_up_front(spec8b):
+    limit = spec8b.max_position_embeddings
+    assert limit == 131072
+    for engine, weights in (("vllm", "bf16"), ("transformers", "bf16"), ("llamacpp", "gguf-Q4_K_M")):
+        w = Workload(context=limit + 1, weights=(weights,), engine=engine, max_gpus=8)
+        with pytest.raises(InputError, match="max_position_embeddings"):
+            recommend(spec8b, w, catalog_gpu_options(names=["mi325x-256gb"]))
+    ok = recommend(spec8b, Workload(context=limit, weights=("bf16",), max_gpus=1),
+                   catalog_gpu_options(names=["h100-sxm-80gb"]))
+    assert ok.feasible
+
+
+@pytest.mark.parametrize("engine,model,w", [
+    ("transformers", "llama-3.1-8b", dict(context=32768, concurrency=4, weights=("bf16",))),
+    ("transformers", "llama-3.1-70b", dict(context=8192, concurrency=1, weights=("bf16",))),
+    ("vllm", "llama-3.1-70b", dict(context=8192, concurrency=1, weights=("bf16",))),
+    ("llamacpp", "llama-3.1-8b", dict(context=16384, concurrency=2, weights=("gguf-Q4_K_M",))),
+])
+def test_every_verdict_and_concurrency_equals_fit(engine, model, w):
+    """For every (GPU, count): recommend's verdict, free bytes and max concurrency are planner.fit.fit's, and
+    every count 1..max_gpus the engine can use is evaluated (QA: transformers stopped at count 2, and
+    its 'max conc.' was a KV-share estimate above fit's max_batch)."""
+    spec = catalog_spec(model)
+    gpus = catalog_gpu_options(names=["l4-24gb", "h100-sxm-80gb"])
+    workload = Workload(engine=engine, max_gpus=4, **w)
+    r = recommend(spec, workload, gpus)
+    options = {(o.gpu.name, o.count): o for o in (*r.feasible, *r.rejected)}
+    checked = 0
+    for gpu in gpus:
+        for n in range(1, 5):
+            o = options[(gpu.name, n)]
+            if engine != "llamacpp" and spec.num_heads % n:
+                assert not o.feasible and "attention heads" in o.reason
+                continue
+            assert o.evaluated, (gpu.name, n, o.reason)
+            f = fit(spec, o.plan, gpu.memory_bytes, n)
+            assert o.feasible == f.fits, (gpu.name, n, o.reason, f.reason)
+            assert o.max_concurrency == f.max_batch, (gpu.name, n, o.max_concurrency, f.max_batch)
+            if engine != "llamacpp":  # llama.cpp: free per GPU of the layer split; fit: the combined memory
+                assert o.free_bytes == f.free_bytes
+            checked += 1
+    assert checked >= 6
+    if engine == "transformers" and model == "llama-3.1-8b":
+        # the QA repro: 4 x L4 fits (fit: 7.07 GiB free), 1 x H100 serves 8 requests, not 12
+        assert options[("l4-24gb", 4)].feasible
+        assert options[("h100-sxm-80gb", 1)].max_concurrency == 8
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -225,6 +280,15 @@ def test_cli_recommend_ranks_the_catalog_with_reasons_and_exports_the_best(capsy
                           if not ln.startswith("#")).split())
     seen = check_argv("vllm", argv)
     assert seen["--tensor-parallel-size"] == str(best["count"]) and seen["--max-model-len"] == "32768"
+
+
+def test_cli_recommend_bad_choice_is_one_line_exit_2(capsys):
+    for extra in (["--weights", "nope"], ["--kv-dtype", "int4"], ["--engine", "llamacpp", "--weights", "bf16"],
+                  ["--context", "10000000"]):
+        r = _cli(capsys, "recommend", "--model", "llama-3.1-8b", *extra)
+        assert r.returncode == 2, (extra, r.stdout)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stdout == ""
 
 
 def test_cli_recommend_bad_price_is_one_line(capsys):
