@@ -51,6 +51,10 @@ class _Ctx:
         self.plan = scenario.plan
         self.spec = spec if spec is not None else scenario.spec()
         self.fmt: WeightFormat = resolve_format(self.spec, self.plan.weights)
+        if self.plan.engine == "llamacpp" and self.plan.weights == "auto":
+            from planner.engines import LLAMACPP_DEFAULT_WEIGHTS
+
+            self.fmt = resolve_format(self.spec, LLAMACPP_DEFAULT_WEIGHTS)  # what the plan's numbers use
         self.gpu_bytes = scenario.gpu_memory_bytes()
         self.count = max(scenario.gpu_count, self.plan.tp)
         self.repo = scenario.model.repo_id or "PATH/TO/MODEL"
@@ -70,10 +74,39 @@ class _Ctx:
         return self.fmt.compute_dtype
 
     def kv_resolved(self) -> str:
-        """The KV dtype with ``auto`` resolved to the compute dtype's name (fp16, bf16, fp32)."""
-        if self.kv != "auto":
-            return self.kv
-        return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[self.compute_dtype]
+        """The KV dtype the plan's engine uses, ``auto`` resolved: llama.cpp's cache type (auto -> f16,
+        int8 -> q8_0), else the compute dtype's name (fp16, bf16, fp32)."""
+        return resolved_names(self.spec, self.plan)[1]
+
+
+def resolved_names(spec: ModelSpec, plan) -> tuple[str, str]:
+    """(weight format, KV dtype) the plan's engine actually uses, ``auto`` resolved.
+
+    transformers: the checkpoint's format; KV auto = the compute dtype. vLLM: ``--dtype auto`` runs
+    float32 checkpoints in bfloat16. llama.cpp: weights auto = gguf-Q4_K_M, KV auto = f16 (its
+    ``--cache-type-k/v`` default). Names the planner rejects are returned as given.
+    """
+    from planner.kv_cache import canonical_kv_dtype
+
+    weights, kv = plan.weights, plan.kv_dtype
+    try:
+        if plan.engine == "llamacpp":
+            from planner.engines import _llamacpp_format, llamacpp_kv_type
+
+            kv = llamacpp_kv_type(plan.kv_dtype)
+            weights = _llamacpp_format(spec, plan)[0].name
+        else:
+            if plan.engine == "vllm":
+                from planner.engines import _vllm_format
+
+                fmt = _vllm_format(spec, plan)
+            else:
+                fmt = resolve_format(spec, plan.weights)
+            weights = fmt.name
+            kv = canonical_kv_dtype(plan.kv_dtype, fmt.compute_dtype)
+    except InputError:
+        pass
+    return weights, kv
 
 
 def _breakdown(spec: ModelSpec, plan) -> MemoryBreakdown:
@@ -126,6 +159,27 @@ def _gib(n: int | float) -> str:
     return f"{n / GIB:,.2f} GiB"
 
 
+#: the planner engine each target runs on (sglang and tgi are not modelled)
+TARGET_ENGINES = {"transformers": "transformers", "accelerate": "transformers", "vllm": "vllm",
+                  "llamacpp": "llamacpp"}
+_ENGINE_TITLES = {"transformers": "transformers", "vllm": "vLLM", "llamacpp": "llama.cpp", "sglang": "SGLang",
+                  "tgi": "TGI", "accelerate": "accelerate"}
+
+
+def _parallel_text(c: _Ctx, target: str) -> str:
+    """How the GPUs are used, as the snippet really uses them."""
+    if c.count <= 1:
+        return ""
+    if TARGET_ENGINES.get(target) == "transformers":
+        basis = (f"per-GPU numbers are the planner's tensor-parallel estimate (tp {c.plan.tp})" if c.plan.tp > 1
+                 else "the numbers are for the whole model on one GPU (tp 1)")
+        return (f"; layers split over {c.count} GPUs with device_map='auto' (pipeline, not tensor parallel); "
+                f"{basis}")
+    if target == "llamacpp":
+        return f"; layers split over {c.count} GPUs (--split-mode layer)"
+    return f"; tensor parallel {c.plan.tp}" if c.plan.tp > 1 else ""
+
+
 def _header(c: _Ctx, target: str, prefix: str = "# ") -> list[str]:
     b = c.breakdown
     gpu = c.s.gpu or ("custom GPU" if c.gpu_bytes else "no GPU chosen")
@@ -134,14 +188,20 @@ def _header(c: _Ctx, target: str, prefix: str = "# ") -> list[str]:
         f"Headroom plan for {c.s.model.display_name} ({c.spec.model_type}, {b.parameters:,} parameters)",
         f"weights {c.fmt.name} ({c.fmt.label}); KV cache {c.kv_resolved()}; engine {c.plan.engine}; "
         f"batch {c.plan.batch}, context {c.plan.context:,} tokens",
-        f"GPUs: {c.count} x {gpu}" + (f" ({_gib(c.gpu_bytes)} each)" if c.gpu_bytes else "")
-        + (f"; tensor parallel {c.plan.tp}" if c.plan.tp > 1 else ""),
+        f"GPUs: {c.count} x {gpu}" + (f" ({_gib(c.gpu_bytes)} each)" if c.gpu_bytes else "") + _parallel_text(c, target),
         f"predicted {per}: weights {_gib(b.weights_bytes)}, KV cache {_gib(b.kv_cache_bytes)}, "
         f"activations {_gib(b.activations_bytes)}, overhead {_gib(b.overhead_bytes)}; total {_gib(b.total_bytes)}",
     ]
     if c.gpu_bytes:
         lines.append(_fit_line(c))
     lines += _engine_lines(c)
+    made_for = getattr(c, "made_for", None)
+    if made_for:
+        lines.append(f"the plan was made for the {_ENGINE_TITLES[made_for]} engine; the numbers above are "
+                     f"re-planned for {_ENGINE_TITLES[c.plan.engine]}, the engine this snippet runs")
+    elif TARGET_ENGINES.get(target, target) != c.plan.engine:
+        lines.append(f"the numbers above are the planner's {_ENGINE_TITLES[c.plan.engine]} plan (the engine the plan "
+                     f"was made for), not a {_ENGINE_TITLES[target]} plan")
     if c.s.title:
         lines.insert(0, c.s.title)
     return [prefix + line for line in lines]
@@ -478,7 +538,16 @@ def snippet(target: str, scenario: Scenario, spec: ModelSpec | None = None) -> s
         raise InputError(f"unknown export target {target!r}; expected one of: {', '.join(TARGETS)}")
     if target == "scenario":
         return dumps(scenario)
+    made_for = None
+    if TARGET_ENGINES.get(target) == "transformers" and scenario.plan.engine != "transformers":
+        # the snippet runs transformers: plan it for transformers (a vLLM plan's KV pool is not a
+        # transformers cache), and say which engine the plan was made for
+        from dataclasses import replace
+
+        made_for = scenario.plan.engine
+        scenario = replace(scenario, plan=replace(scenario.plan, engine="transformers"))
     c = _Ctx(scenario, spec)
+    c.made_for = made_for
     if target == "transformers":
         return _transformers(c)
     if target == "accelerate":

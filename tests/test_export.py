@@ -131,12 +131,20 @@ def test_snippets_are_annotated_with_the_plans_numbers():
 
     b = option_breakdown(s.spec(), s.plan)
     total = f"total {b.total_bytes / GIB:,.2f} GiB"
-    for target in ("vllm", "sglang", "tgi", "llamacpp", "transformers", "accelerate"):
-        text = snippet(target, s) if target != "llamacpp" else None
-        if text is None:
-            continue
+    for target in ("vllm", "sglang", "tgi"):
+        text = snippet(target, s)
         assert total in text, target
         assert "2 x h200-sxm-141gb" in text
+    # the transformers snippets run transformers: their numbers are the transformers plan of the same workload
+    from dataclasses import replace
+
+    from planner.estimate import estimate
+
+    bt = estimate(s.spec(), replace(s.plan, engine="transformers"))
+    for target in ("transformers", "accelerate"):
+        text = snippet(target, s)
+        assert f"total {bt.total_bytes / GIB:,.2f} GiB" in text and total not in text, target
+        assert "2 x h200-sxm-141gb" in text and "made for the vLLM engine" in text
     assert "vLLM should log: GPU KV cache size" in snippet("vllm", s)
     from planner.fit import fit
 
@@ -144,6 +152,57 @@ def test_snippets_are_annotated_with_the_plans_numbers():
     word = "fits" if f.fits else "DOES NOT FIT"
     assert (f"{word}: {f.free_bytes / GIB:,.2f} GiB left unused in the KV pool per GPU; largest batch at this context "
             f"{f.max_batch:,}, largest context at this batch {f.max_context:,} tokens") in snippet("vllm", s)
+
+
+def _header_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.startswith("# ")]
+
+
+@pytest.mark.parametrize("kv,cache_type", [("auto", "f16"), ("fp16", "f16"), ("int8", "q8_0"), ("q4_0", "q4_0")])
+def test_llamacpp_header_names_the_kv_type_the_flags_set(kv, cache_type):
+    """QA: a gguf-Q4_K_M plan's header said 'KV cache fp32' (the GGUF compute dtype) while the flags said f16."""
+    s = Scenario(ModelSource(catalog="llama-3.1-8b"), Plan(weights="gguf-Q4_K_M", kv_dtype=kv, engine="llamacpp"))
+    text = snippet("llamacpp", s)
+    argv = launch_argv("llamacpp", s)
+    assert argv[argv.index("--cache-type-k") + 1] == cache_type
+    plan_line = next(ln for ln in _header_lines(text) if "KV cache" in ln)
+    assert f"KV cache {cache_type};" in plan_line, plan_line
+    # weights auto on llama.cpp is planned as gguf-Q4_K_M: the header and the -m file say so
+    auto = snippet("llamacpp", Scenario(ModelSource(catalog="llama-3.1-8b"), Plan(engine="llamacpp")))
+    assert "weights gguf-Q4_K_M" in auto and "Q4_K_M.gguf" in auto and "KV cache f16;" in auto
+
+
+def test_transformers_header_of_a_tp_plan_says_layer_split_not_tensor_parallel():
+    """QA: device_map='auto' splits layers; the header claimed 'tensor parallel 2'."""
+    s = _scenario(engine="transformers", tp=2, batch=1, model="llama-3.1-70b")
+    for target in ("transformers", "accelerate"):
+        head = "\n".join(_header_lines(snippet(target, s)))
+        assert "tensor parallel 2" not in head, head
+        assert "layers split over 2 GPUs with device_map='auto' (pipeline, not tensor parallel)" in head
+        assert "planner's tensor-parallel estimate (tp 2)" in head
+    assert 'device_map="auto"' in snippet("transformers", s)
+    # a vLLM target of the same TP plan really is tensor parallel
+    vs = _scenario(engine="vllm", tp=2, batch=1, model="llama-3.1-70b")
+    assert "tensor parallel 2" in "\n".join(_header_lines(snippet("vllm", vs)))
+
+
+def test_transformers_snippet_of_a_vllm_plan_is_planned_for_transformers():
+    """QA: a transformers snippet of a vLLM plan carried vLLM's header and sized max_memory from vLLM's KV pool."""
+    from dataclasses import replace
+
+    from planner.estimate import estimate
+
+    s = _scenario(engine="vllm", gpu="l4-24gb", batch=1)
+    text = snippet("transformers", s)
+    head = "\n".join(_header_lines(text))
+    assert "engine transformers" in head and "engine vllm" not in head
+    assert "made for the vLLM engine" in head and "vLLM should log" not in head
+    b = estimate(s.spec(), replace(s.plan, engine="transformers"))
+    room = b.kv_cache_bytes + b.activations_bytes + b.overhead_bytes
+    assert f"max_memory = {{0: '{(s.gpu_memory_bytes() - room) // (1 << 20)}MiB'}}" in text
+    # other targets of a plan made for another engine say whose numbers they carry
+    assert "the planner's vLLM plan" in snippet("sglang", s)
+    assert "made for" not in snippet("transformers", _scenario(engine="transformers", gpu="l4-24gb", batch=1))
 
 
 def test_snippets_collects_every_target_or_its_reason():
