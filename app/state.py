@@ -53,7 +53,7 @@ class Inputs:
     config: str = ""  # an uploaded/pasted config, compressed for the link (see encode_config)
     upload: str = ""  # name of an uploaded config too large to travel in a link
     approximate: bool = False
-    weights: str = "bf16"
+    weights: str = "auto"  # "auto": the checkpoint's own format (planner.formats.resolve_format)
     kv_dtype: str = "auto"
     batch: int = 1
     context: int = 8192
@@ -154,7 +154,8 @@ def _fmt(v) -> str:
 
 
 def to_query(inputs: Inputs) -> dict[str, str]:
-    """The link's query parameters: every field that differs from the default, plus the model source.
+    """The link's query parameters: every field that differs from the default, plus the model source and
+    the weight format (always written, so a link means the same plan whatever the app's default becomes).
 
     Fields of another source are dropped (a catalog plan's link does not carry a stale hub id).
     """
@@ -167,7 +168,7 @@ def to_query(inputs: Inputs) -> dict[str, str]:
         if name in ("source", "overrides") or name in dropped:
             continue
         v = getattr(inputs, name)
-        if name in source_fields.get(inputs.source, ()) and v:
+        if (name in source_fields.get(inputs.source, ()) and v) or name == "weights":
             q[_FIELD_KEY[name]] = _fmt(v)
         elif v != getattr(DEFAULTS, name):
             q[_FIELD_KEY[name]] = _fmt(v)

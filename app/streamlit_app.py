@@ -30,5 +30,8 @@ policy = hosted.policy()
 nav = st.navigation(pages(policy))
 if policy.hosted:
     st.info(hosted.BANNER, icon=":material/public:")
-common.sidebar(policy)
+if nav.url_path == common.PROFILE_URL_PATH:  # profiling has its own inputs; the plan's would do nothing there
+    common.keep_plan_state()
+else:
+    common.sidebar(policy)
 nav.run()

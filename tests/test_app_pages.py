@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -341,7 +342,7 @@ def test_switching_to_llamacpp_picks_a_gguf_format_and_back():
     assert any("GGUF" in i.value for i in at.sidebar.info)
     assert not at.error and metrics(at)["Total"]
     at.selectbox(key="hr_engine").set_value("transformers").run()
-    assert at.selectbox(key="hr_weights").value == "bf16"
+    assert at.selectbox(key="hr_weights").value == "auto"  # back to the checkpoint's own (bf16 here)
     exp = expected(catalog_spec("llama-3.1-8b"))
     assert shown(at, exp) == exp
 
@@ -403,3 +404,141 @@ def test_a_llamacpp_link_without_weights_plans_a_gguf_file():
     assert at.selectbox(key="hr_weights").value == "gguf-Q4_K_M" and not at.error
     exp = expected(catalog_spec("llama-3.1-8b"), engine="llamacpp", weights="gguf-Q4_K_M")
     assert shown(at, exp) == exp
+
+
+# --- QA findings -----------------------------------------------------------------------------------------
+
+H200 = find_gpu("h200-sxm-141gb").memory_bytes
+
+
+def test_a_checkpoints_own_format_is_the_default_as_in_the_cli():
+    """DeepSeek-V3 ships fp8 with 128x128 block scales: the app plans that by default, not bf16."""
+    spec = catalog_spec("deepseek-v3")
+    q = {"src": "catalog", "model": "deepseek-v3", "engine": "vllm", "gpu": "h200-sxm-141gb", "gpus": "8"}
+    at = run_app(q)
+    assert_clean(at)
+    w = at.selectbox(key="hr_weights")
+    assert w.value == "auto"
+    assert "auto (fp8-block, the checkpoint's own)" in w.options
+    plan = Plan(weights="auto", engine="vllm", tp=8, gpu_memory_bytes=H200)
+    own, bf16 = estimate(spec, plan), estimate(spec, replace(plan, weights="bf16"))
+    assert own.weights_bytes < bf16.weights_bytes
+    assert metrics(at)["Weights"] == charts.fmt_bytes(own.weights_bytes, "GiB")
+    res = fit(spec, plan, H200, 8)
+    assert res.fits  # what `headroom fit --model deepseek-v3 --gpu h200-sxm-141gb --gpus 8 --engine vllm` says
+    assert any(s.value.startswith("Fits on 8 × NVIDIA H200") for s in at.success) and not at.error
+    assert qp(at)["weights"] == "auto"
+    assert "auto (fp8-block)" in at.caption[0].value
+
+    # another model: still auto (its own format); an explicit choice survives a model change
+    at.selectbox(key="hr_model").set_value("llama-3.1-8b").run()
+    assert at.selectbox(key="hr_weights").value == "auto"
+    assert "auto (bf16, the checkpoint's own)" in at.selectbox(key="hr_weights").options
+    at.selectbox(key="hr_weights").set_value("fp8").run()
+    at.selectbox(key="hr_model").set_value("deepseek-v3").run()
+    assert_clean(at)
+    assert at.selectbox(key="hr_weights").value == "fp8" and qp(at)["weights"] == "fp8"
+
+
+def test_vllm_free_is_named_as_the_unused_kv_pool_with_the_budget():
+    model = "llama-3.1-70b" if "llama-3.1-70b" in _catalog() else "llama-3.1-8b"
+    at = run_app({"model": model, "engine": "vllm", "gpus": "2"})
+    assert_clean(at)
+    spec = catalog_spec(model)
+    plan = Plan(weights="auto", engine="vllm", tp=2, gpu_memory_bytes=H100)
+    res, b = fit(spec, plan, H100, 2), estimate(spec, plan)
+    verdict = " ".join(s.value for s in at.success) + " ".join(e.value for e in at.error)
+    assert f"KV pool left unused by 1 request of 8,192 tokens: {charts.fmt_bytes(res.free_bytes, 'GiB')}" in verdict
+    assert " free" not in verdict
+    budget = [c.value for c in at.caption if "gpu_memory_utilization × memory" in c.value]
+    assert budget and f"0.9 × {charts.fmt_bytes(H100, 'GiB')} = {charts.fmt_bytes(b.total_bytes, 'GiB')}" in budget[0]
+
+
+def test_vllm_on_an_apple_gpu_is_an_error_without_a_verdict():
+    at = run_app({"engine": "vllm", "gpu": "apple-m4-max-128gb"})
+    assert_clean(at)
+    assert not at.success and not at.metric
+    assert any("vLLM does not run on Apple GPUs" in e.value for e in at.error)
+    at.selectbox(key="hr_engine").set_value("transformers").run()  # the same Mac with transformers is planned
+    assert_clean(at)
+    assert at.success or at.error and metrics(at)["Total"]
+
+
+def test_compare_tries_one_apple_gpu_only_and_none_for_vllm():
+    at = run_app({"model": "llama-3.1-8b"})
+    at.switch_page("app_pages/compare.py").run()
+    at.checkbox(key="hr_cmp_all").check().run()
+    assert_clean(at)
+    fits = frame_with(at, "option", "gpus")
+    apple = fits[fits["gpu"].str.startswith("apple-")]
+    assert len(apple) > 0 and set(apple["gpus"]) == {1}
+    assert fits[~fits["gpu"].str.startswith("apple-")]["gpus"].max() > 1  # the others are tried at 1..8
+
+    at = run_app({"model": "llama-3.1-8b", "engine": "vllm"})
+    at.switch_page("app_pages/compare.py").run()
+    assert_clean(at)
+    fits, mis = frame_with(at, "option", "gpus"), frame_with(at, "reason")
+    assert not fits["gpu"].str.startswith("apple-").any()
+    reasons = dict(zip(mis["gpu"], mis["reason"], strict=True))
+    assert "vLLM does not run on Apple GPUs" in reasons["apple-m4-max-128gb"]
+
+
+def test_metric_values_fit_their_columns():
+    """Six metrics in one row cut "1,249.88 GiB" at 1440 px; at most three per row leave room."""
+    at = run_app({"model": "deepseek-v3", "weights": "bf16"})
+    assert_clean(at)
+    assert metrics(at)["Weights"].startswith("1,2")
+    six = {"Parameters", "Weights", "KV cache", "Activations", "Overhead", "Total"}
+    weights = [c.weight for c in at.columns if {m.label for m in c.metric} & six]
+    assert len(weights) == 6 and min(weights) >= 1 / 3 - 1e-6, weights
+
+
+def test_an_attention_the_model_does_not_run_is_explained():
+    at = run_app({"model": "gemma-2-9b"})
+    assert_clean(at)
+    note = [c.value for c in at.sidebar.caption if "runs **eager** attention" in c.value]
+    assert note, [c.value for c in at.sidebar.caption]
+    at = run_app({"model": "llama-3.1-8b"})
+    assert not [c for c in at.sidebar.caption if "attention in transformers" in c.value]
+
+
+def test_an_unsupported_model_type_names_the_checkbox_not_a_cli_flag():
+    cfg = {**catalog_config("llama-3.1-8b"), "model_type": "not-a-real-arch"}
+    at = run_app()
+    at.radio(key="hr_source").set_value("upload").run()
+    at.text_area(key="hr_paste").set_value(json.dumps(cfg)).run()
+    assert_clean(at)
+    text = " ".join(e.value for e in at.error)
+    assert "not-a-real-arch" in text and "--approximate" not in text
+    assert "Plan unsupported model types as llama-like (approximate)" in text
+    at.checkbox(key="hr_approx").check().run()
+    assert not at.error and metrics(at)["Total"]
+
+
+@pytest.mark.parametrize(("key", "value", "needle"), [
+    ("hr_context", 0, "Context must be a whole number of tokens per sequence from 1"),
+    ("hr_context", -5, "got -5"),
+    ("hr_batch", 0, "Batch must be a whole number of sequences from 1"),
+])
+def test_an_invalid_typed_number_is_an_error_naming_the_field(key, value, needle):
+    at = run_app()
+    at.number_input(key="hr_context").set_value(4096).run()
+    at.number_input(key=key).set_value(value).run()
+    assert_clean(at)
+    assert any(needle in e.value for e in at.sidebar.error)
+    assert any(needle in e.value for e in at.main.error)
+    assert not at.metric  # no plan from a value the user did not mean
+    assert qp(at)["context"] == "4096"  # the link keeps the last valid plan
+    at.number_input(key=key).set_value(2).run()
+    assert not at.error and metrics(at)["Total"]
+
+
+def test_the_profile_page_does_not_show_the_plan_sidebar_and_keeps_the_plan():
+    at = run_app({"model": "qwen2.5-7b", "context": "4096"})
+    assert at.sidebar.selectbox(key="hr_weights")
+    at.switch_page("app_pages/profile.py").run()
+    keys = {getattr(w, "key", None) for w in at.sidebar.selectbox} | {getattr(w, "key", None) for w in at.sidebar.number_input}
+    assert not {k for k in keys if k and k.startswith("hr_")}
+    at.switch_page("app_pages/plan.py").run()
+    assert_clean(at)
+    assert at.selectbox(key="hr_model").value == "qwen2.5-7b" and at.number_input(key="hr_context").value == 4096

@@ -45,7 +45,7 @@ def test_every_field_survives_the_round_trip():
 
 def test_defaults_make_a_short_link_that_restores_the_defaults():
     q = to_query(DEFAULTS)
-    assert q == {"src": "catalog", "model": DEFAULTS.model}
+    assert q == {"src": "catalog", "model": DEFAULTS.model, "weights": "auto"}
     assert from_query(q, CHOICES) == (DEFAULTS, [])
 
 

@@ -157,11 +157,30 @@ def gpu_catalog() -> dict:
         return {}
 
 
-def weight_formats() -> dict[str, str]:
-    """format name -> label, "auto" first."""
+def auto_format(spec: ModelSpec | None) -> str | None:
+    """The format "auto" means for this model (the checkpoint's own: its quantization, else its dtype)."""
+    if spec is None:
+        return None
+    try:
+        from planner.formats import resolve_format
+
+        return resolve_format(spec, "auto").name
+    except (HeadroomError, ImportError):
+        return None
+
+
+def weights_label(name: str, spec: ModelSpec | None) -> str:
+    """How a weight format is named in captions: "auto (fp8-block)" for auto."""
+    own = auto_format(spec) if name == "auto" else None
+    return f"auto ({own})" if own else name
+
+
+def weight_formats(spec: ModelSpec | None = None) -> dict[str, str]:
+    """format name -> label, "auto" first (naming the checkpoint's own format when ``spec`` is given)."""
     from planner import formats
 
-    out = {"auto": "auto (the checkpoint's own)"}
+    own = auto_format(spec)
+    out = {"auto": f"auto ({own}, the checkpoint's own)" if own else "auto (the checkpoint's own)"}
     lf = getattr(formats, "list_formats", None)
     out.update(dict(lf()) if lf else {n: f.label for n, f in formats.FORMATS.items()})
     return out
@@ -357,17 +376,50 @@ def make_plan(inputs: Inputs, gpu_bytes: int) -> Plan:
     )
 
 
-def resolve(inputs: Inputs, policy: hosted.Policy, config_text: str | None = None, config_name: str = "") -> Resolved:
-    """Build the model, plan and breakdown; every user-caused problem becomes ``error`` (never raises)."""
-    gpu_label, gpu_bytes = _gpu(inputs)
-    base = Resolved(inputs=inputs, policy=policy, gpu_label=gpu_label, gpu_bytes=gpu_bytes, gpus=inputs.gpus)
+APPROXIMATE_LABEL = "Plan unsupported model types as llama-like (approximate)"
+
+
+def _app_hint(message: str) -> str:
+    """Planner messages name CLI flags; in the app the same switch is a checkbox."""
+    return message.replace("(--approximate)", f"(tick \"{APPROXIMATE_LABEL}\" in the sidebar)")
+
+
+def read_model(inputs: Inputs, policy: hosted.Policy, config_text: str | None = None, config_name: str = ""):
+    """((label, spec, stored, notes), None) for the chosen source, or (None, the error message)."""
     try:
-        label, spec, stored, notes = _model(inputs, policy, config_text, config_name)
+        return _model(inputs, policy, config_text, config_name), None
     except HeadroomError as e:
-        return replace(base, error=f"Model: {e}")
+        return None, _app_hint(f"Model: {e}")
     except Exception as e:  # a bug or an unexpected network failure: a message, never a traceback
         _LOG.exception("reading the model failed")
-        return replace(base, error=f"Model: could not be read ({type(e).__name__}: {e}). Please report this.")
+        return None, f"Model: could not be read ({type(e).__name__}: {e}). Please report this."
+
+
+def apple_vllm_error(inputs: Inputs) -> str | None:
+    """vLLM has no Apple-GPU (Metal) backend: say so instead of a fit verdict."""
+    g = gpu_catalog().get(inputs.gpu) if inputs.gpu != CUSTOM_GPU else None
+    if inputs.engine == "vllm" and g is not None and g.vendor == "apple":
+        return (f"vLLM does not run on Apple GPUs ({g.title}): it has no Metal backend. "
+                "Choose the transformers or llama.cpp engine for this Mac, or an NVIDIA/AMD GPU for vLLM.")
+    return None
+
+
+def resolve(inputs: Inputs, policy: hosted.Policy, config_text: str | None = None, config_name: str = "",
+            model=None) -> Resolved:
+    """Build the model, plan and breakdown; every user-caused problem becomes ``error`` (never raises).
+
+    ``model``: a :func:`read_model` answer already computed for these inputs (the sidebar reads the model
+    before the workload widgets, to label the weight format "auto").
+    """
+    gpu_label, gpu_bytes = _gpu(inputs)
+    base = Resolved(inputs=inputs, policy=policy, gpu_label=gpu_label, gpu_bytes=gpu_bytes, gpus=inputs.gpus)
+    got, error = model if model is not None else read_model(inputs, policy, config_text, config_name)
+    if error is not None:
+        return replace(base, error=error)
+    label, spec, stored, notes = got
+    apple = apple_vllm_error(inputs)
+    if apple:
+        return replace(base, model_label=label, spec=spec, error=f"Plan: {apple}")
     try:
         plan = make_plan(inputs, gpu_bytes)
         key = _stored_key(stored)
@@ -376,7 +428,7 @@ def resolve(inputs: Inputs, policy: hosted.Policy, config_text: str | None = Non
                     notes=notes)
         return replace(r, fit=fit_view(r, breakdown=b))
     except HeadroomError as e:
-        return replace(base, model_label=label, spec=spec, error=f"Plan: {e}")
+        return replace(base, model_label=label, spec=spec, error=_app_hint(f"Plan: {e}"))
     except Exception as e:  # a planner bug must not take the app down; the server log keeps the traceback
         _LOG.exception("planning failed")
         return replace(base, model_label=label, spec=spec,
@@ -547,6 +599,20 @@ def _keep_page_widgets() -> None:
             st.session_state[key] = st.session_state[key]
 
 
+PROFILE_URL_PATH = "profile"  # the page with its own inputs: the plan sidebar is not drawn there
+
+
+def keep_plan_state() -> None:
+    """On a page without the plan sidebar: keep its widget values (Streamlit drops the state of widgets not
+    drawn in a run) and the link, so coming back shows the same plan."""
+    keys = [*KEYS.values(), PASTE_KEY]
+    keys += [k for k in st.session_state if isinstance(k, str) and k.startswith(OVERRIDE_KEY)]
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    _keep_page_widgets()
+
+
 def sidebar(policy: hosted.Policy) -> Resolved:
     """Render the plan inputs, sync the link, resolve the plan and store it for the page."""
     _keep_page_widgets()
@@ -589,24 +655,33 @@ def sidebar(policy: hosted.Policy) -> Resolved:
         _ensure(KEYS["path"], d.path)
         sb.text_input("config.json or model directory", key=KEYS["path"])
     _ensure(KEYS["approximate"], d.approximate)
-    sb.checkbox("Plan unsupported model types as llama-like (approximate)", key=KEYS["approximate"])
+    sb.checkbox(APPROXIMATE_LABEL, key=KEYS["approximate"])
+    model_inputs = replace(d, **{n: st.session_state.get(KEYS[n], getattr(d, n))
+                                 for n in ("source", "model", "hub", "path", "approximate")},
+                           upload=st.session_state.get("hr__link_upload") or "")
+    model = read_model(model_inputs, policy, config_text, config_name)
+    spec = model[0][1] if model[0] is not None else None
 
     sb.header("Workload")
-    fmts = weight_formats()
+    fmts = weight_formats(spec)
     _ensure(KEYS["weights"], d.weights)
     if st.session_state[KEYS["weights"]] not in fmts:
         st.session_state[KEYS["weights"]] = d.weights
     sb.selectbox("Weight format", list(fmts), key=KEYS["weights"], format_func=lambda n: f"{n}: {fmts[n]}"
-                 if n != "auto" else fmts[n])
+                 if n != "auto" else fmts[n],
+                 help="auto = the checkpoint's own format (its quantization_config, else its torch_dtype), "
+                      "as the command line plans it; pick another format to plan a conversion.")
     c1, c2 = sb.columns(2)
     _ensure(KEYS["batch"], d.batch)
-    c1.number_input("Batch", min_value=1, max_value=1 << 20, step=1, key=KEYS["batch"])
+    c1.number_input("Batch", step=1, key=KEYS["batch"])
     _ensure(KEYS["context"], d.context)
-    c2.number_input("Context (tokens)", min_value=1, max_value=1 << 24, step=1024, key=KEYS["context"],
+    c2.number_input("Context (tokens)", step=1024, key=KEYS["context"],
                     help="Tokens held per sequence: prompt + generated.")
     _ensure(KEYS["prompt_tokens"], d.prompt_tokens)
-    sb.number_input("Prompt tokens prefilled at once (0 = whole context)", min_value=0, max_value=1 << 24,
-                    step=512, key=KEYS["prompt_tokens"])
+    sb.number_input("Prompt tokens prefilled at once (0 = whole context)", step=512, key=KEYS["prompt_tokens"])
+    number_errors = invalid_numbers()
+    for msg in number_errors:
+        sb.error(msg)
 
     sb.header("Engine")
     _ensure(KEYS["engine"], d.engine)
@@ -620,7 +695,11 @@ def sidebar(policy: hosted.Policy) -> Resolved:
     sb.selectbox("KV-cache dtype", kv_options, key=KEYS["kv_dtype"],
                  help="auto = the weights' compute dtype (llama.cpp: f16)")
     _ensure(KEYS["attention"], d.attention)
-    sb.selectbox("Attention", ATTENTIONS, key=KEYS["attention"])
+    attention = sb.selectbox("Attention", ATTENTIONS, key=KEYS["attention"])
+    used = effective_attention(spec, attention)
+    if used and used != attention:
+        sb.caption(f"This model runs **{used}** attention in transformers, whatever is chosen here "
+                   f"({spec.family} has no {attention} path); the plan uses {used}.")
     if engine == "transformers":
         _ensure(KEYS["cache"], d.cache)
         sb.selectbox("Cache", CACHES, key=KEYS["cache"], help="DynamicCache (default) or StaticCache")
@@ -668,8 +747,11 @@ def sidebar(policy: hosted.Policy) -> Resolved:
     values["gpu_gib"] = float(values["gpu_gib"])
     values["gpu_memory_utilization"] = float(values["gpu_memory_utilization"])
     for k in ("batch", "context", "prompt_tokens", "gpus", "max_num_seqs", "max_num_batched_tokens", "n_gpu_layers"):
-        values[k] = int(values[k])
+        values[k] = int(values[k] if values[k] is not None else getattr(d, k))
     inputs = Inputs(**values, overrides=overrides)
+    apple = apple_vllm_error(inputs)
+    if apple:
+        sb.error(apple)
 
     # An uploaded/pasted config travels in the link when small enough; else the link names the file.
     if source == "upload" and config_text:
@@ -682,11 +764,49 @@ def sidebar(policy: hosted.Policy) -> Resolved:
     elif source == "upload" and st.session_state.get("hr__link_upload"):
         inputs = replace(inputs, upload=st.session_state["hr__link_upload"])
 
-    r = resolve(inputs, policy, config_text, config_name)
+    if number_errors:  # no plan from a value the user did not mean; the link keeps the last good plan
+        gpu_label, gpu_bytes = _gpu(inputs)
+        r = Resolved(inputs=inputs, policy=policy, gpu_label=gpu_label, gpu_bytes=gpu_bytes, gpus=inputs.gpus,
+                     error="Plan: " + " ".join(number_errors))
+        st.session_state[RESOLVED_KEY] = r
+        return r
+    r = resolve(inputs, policy, config_text, config_name, model=model)
     st.session_state[RESOLVED_KEY] = r
     _sync_link(inputs)
     _share_control(sb, inputs)
     return r
+
+
+#: Number fields a user types: (lowest, highest, label, what is expected). The widgets carry no min/max:
+#: with one, a browser keeps showing a typed 0 while silently planning the previous value; without, the
+#: typed value arrives and is reported here, next to the field, and no plan is made from it.
+NUMBER_LIMITS = {
+    "batch": (1, 1 << 20, "Batch", "a whole number of sequences"),
+    "context": (1, 1 << 24, "Context", "a whole number of tokens per sequence"),
+    "prompt_tokens": (0, 1 << 24, "Prompt tokens", "a whole number of tokens (0 = the whole context)"),
+}
+
+
+def invalid_numbers() -> list[str]:
+    """One message per typed number outside its range (naming the field and what is expected)."""
+    out = []
+    for name, (lo, hi, label, what) in NUMBER_LIMITS.items():
+        v = st.session_state.get(KEYS[name])
+        if v is None or not lo <= v <= hi:
+            shown = "nothing" if v is None else f"{v:,}"
+            out.append(f"{label} must be {what} from {lo:,} to {hi:,}; got {shown}.")
+    return out
+
+
+def effective_attention(spec: ModelSpec | None, attention: str) -> str | None:
+    """The attention transformers really uses for this model (planner.activations), None when unknown."""
+    fn = getattr(_optional("planner.activations"), "effective_attention", None)
+    if spec is None or fn is None:
+        return None
+    try:
+        return fn(spec, attention)
+    except Exception:  # a display hint must never break the sidebar
+        return None
 
 
 def _overrides_widgets(sb, engine: str) -> tuple[tuple[str, int], ...]:
@@ -893,8 +1013,10 @@ def compare_gpus(r: Resolved, max_gpus: int, prices: dict[str, float], all_count
     for g in gpu_catalog().values():
         found = False
         valid: list[int] = []  # counts the planner accepts (tensor parallelism must divide the heads)
-        first_error = ""
-        for n in range(1, max_gpus + 1):
+        first_error = apple_vllm_error(replace(r.inputs, gpu=g.name)) or ""
+        # an Apple GPU is one device with unified memory: there is no tensor parallelism over several
+        counts = () if first_error else range(1, (1 if g.vendor == "apple" else max_gpus) + 1)
+        for n in counts:
             plan = replace(r.plan, tp=n, gpu_memory_bytes=g.memory_bytes)
             try:
                 if not fits_quick(r, plan, g.memory_bytes, n):

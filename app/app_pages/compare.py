@@ -11,8 +11,9 @@ r = common.require_plan()
 unit = r.unit
 gcat = common.gpu_catalog()
 st.title("Compare GPUs")
-st.caption(f"{r.model_label} · {r.inputs.weights} weights · batch {r.inputs.batch:,} × "
-           f"{r.inputs.context:,} tokens · {r.inputs.engine} (tensor parallel across the GPUs)")
+st.caption(f"{r.model_label} · {common.weights_label(r.inputs.weights, r.spec)} weights · batch {r.inputs.batch:,} × "
+           f"{r.inputs.context:,} tokens · {r.inputs.engine} (tensor parallel across the GPUs; an Apple GPU "
+           "is one device with unified memory, so only 1 of it is tried)")
 if not gcat:
     st.error("The GPU catalog is not available in this installation.")
     st.stop()

@@ -14,7 +14,7 @@ st.title("Explore")
 st.caption(f"{r.model_label} · {r.gpus} × {r.gpu_label} · {r.inputs.engine} · KV {r.inputs.kv_dtype}")
 
 names = common.formats_for_engine(r.inputs.engine)
-current = r.inputs.weights if r.inputs.weights != "auto" else "bf16"
+current = r.inputs.weights if r.inputs.weights != "auto" else (common.auto_format(r.spec) or "bf16")
 if r.inputs.engine == "llamacpp":
     preferred = [current, "gguf-Q8_0", "gguf-Q5_K_M", "gguf-Q4_K_M"]
 else:
@@ -45,7 +45,7 @@ if r.inputs.engine == "vllm":
 if not curves.empty:
     st.plotly_chart(charts.context_curves(curves, unit, capacities), key="ex_curves")
 
-st.subheader(f"Fit over batch × context ({r.plan.weights if r.plan.weights != 'auto' else 'auto'} weights)")
+st.subheader(f"Fit over batch × context ({common.weights_label(r.plan.weights, r.spec)} weights)")
 grid, gerrors = common.grid_sweep(r, tuple(common.EXPLORE_BATCHES), tuple(contexts))
 for e in gerrors:
     st.warning(e)

@@ -15,7 +15,8 @@ fb = lambda n: charts.fmt_bytes(n, unit)  # noqa: E731
 
 st.title(r.model_label)
 per_gpu = " per GPU" if r.gpus > 1 else ""
-st.caption(f"{r.spec.model_type} · {b.parameters:,} parameters · {r.inputs.weights} weights · batch "
+st.caption(f"{r.spec.model_type} · {b.parameters:,} parameters · "
+           f"{common.weights_label(r.inputs.weights, r.spec)} weights · batch "
            f"{r.inputs.batch:,} × {r.inputs.context:,} tokens · {r.inputs.engine} · "
            f"{r.gpus} × {r.gpu_label}")
 if r.spec.approximate:
@@ -23,12 +24,13 @@ if r.spec.approximate:
 for note in r.notes:
     st.caption(note)
 
-cols = st.columns(6)
+# two rows of three: six metrics in one row cut "1,249.88 GiB" to "1,249.8..." on a 1440-px screen
+cols = [*st.columns(3), *st.columns(3)]
 cols[0].metric("Parameters", f"{b.parameters / 1e9:,.3f} B", help=f"{b.parameters:,} parameters, exact")
-cols[1].metric("Weights", fb(b.weights_bytes))
-cols[2].metric("KV cache", fb(b.kv_cache_bytes))
-cols[3].metric("Activations", fb(b.activations_bytes))
-cols[4].metric("Overhead", fb(b.overhead_bytes))
+cols[1].metric("Weights", fb(b.weights_bytes), help=f"{b.weights_bytes:,} bytes")
+cols[2].metric("KV cache", fb(b.kv_cache_bytes), help=f"{b.kv_cache_bytes:,} bytes")
+cols[3].metric("Activations", fb(b.activations_bytes), help=f"{b.activations_bytes:,} bytes")
+cols[4].metric("Overhead", fb(b.overhead_bytes), help=f"{b.overhead_bytes:,} bytes")
 cols[5].metric("Total" + per_gpu, fb(b.total_bytes), help=f"{b.total_bytes:,} bytes")
 
 fit = r.fit
@@ -40,9 +42,23 @@ else:
 with g2:
     st.subheader("Fit")
     verdict = "Fits" if fit.fits else "Does not fit"
-    free = f"{fb(fit.free_bytes)} free" if fit.fits else f"{fb(-fit.free_bytes)} short"
+    if r.plan.engine == "vllm" and fit.available:
+        # vLLM's "free" is not GPU memory left over: vLLM reserves its whole budget and keeps the rest of it
+        # as a KV pool; what is left is the part of that pool the requests do not use.
+        reqs = f"{r.inputs.batch:,} request{'s' * (r.inputs.batch != 1)} of {r.inputs.context:,} tokens"
+        free = (f"KV pool left unused by {reqs}: {fb(fit.free_bytes)}" if fit.fits
+                else f"KV pool short for {reqs}: {fb(-fit.free_bytes)}")
+    else:
+        free = f"{fb(fit.free_bytes)} free" if fit.fits else f"{fb(-fit.free_bytes)} short"
     (st.success if fit.fits else st.error)(f"{verdict} on {r.gpus} × {r.gpu_label} "
                                            f"({fb(r.gpu_bytes)} each): {free}{per_gpu}.")
+    if r.plan.engine == "vllm" and fit.capacity_bytes is not None:
+        u = r.plan.gpu_memory_utilization
+        st.caption(f"vLLM's budget{per_gpu} is gpu_memory_utilization × memory = {u:g} × {fb(r.gpu_bytes)} = "
+                   f"{fb(fit.capacity_bytes)}. vLLM reserves all of it at startup: weights, activation peak "
+                   f"and overheads take {fb(b.total_bytes - b.kv_cache_bytes)}, "
+                   f"the rest ({fb(b.kv_cache_bytes)}) is the KV pool shared by the running requests. The Total above is that whole "
+                   "reservation, so it stays the same whatever the batch and context.")
     if fit.reason:
         st.caption(fit.reason)
     f1, f2 = st.columns(2)
@@ -87,7 +103,7 @@ with p_tab:
             for k in dict.fromkeys([*params, *weights])]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="plan_params")
     st.caption(f"{b.parameters:,} parameters in total (tied embeddings counted once); weights stored as "
-               f"{r.plan.weights}.")
+               f"{common.weights_label(r.plan.weights, r.spec)}.")
 
 st.subheader("Assumptions")
 for a in b.assumptions:
