@@ -48,6 +48,7 @@ def planner_link(s: Scenario, base: str | None = None) -> str:
         "gpu_memory_utilization": p.gpu_memory_utilization, "max_num_seqs": p.max_num_seqs,
         "max_num_batched_tokens": p.max_num_batched_tokens or 0,
         "n_gpu_layers": -1 if p.n_gpu_layers is None else p.n_gpu_layers,
+        "overrides": tuple(p.overrides),  # to_query writes them as ov.<name>=<bytes>
     }
     if s.model.catalog:
         values["source"] = "catalog"
@@ -70,7 +71,8 @@ def planner_link(s: Scenario, base: str | None = None) -> str:
         names = {f.name for f in fields(Inputs)}
         query = to_query(Inputs(**{k: v for k, v in values.items() if k in names}))
     except (ImportError, HeadroomError, TypeError, ValueError):
-        query = {k: str(v) for k, v in values.items() if v not in ("", None)}
+        query = {k: str(v) for k, v in values.items() if v not in ("", None) and k != "overrides"}
+        query.update({f"ov.{name}": str(n) for name, n in p.overrides})
     return f"{base}/?{urlencode(query)}" if query else f"{base}/"
 
 
@@ -98,7 +100,7 @@ def _comparison(s: Scenario, spec, prices: dict[str, float]) -> tuple[tuple[Opti
     try:
         w = Workload(context=p.context, concurrency=p.batch, weights=(p.weights,), kv_dtypes=(p.kv_dtype,),
                      engine=p.engine, max_gpus=8, gpu_memory_utilization=p.gpu_memory_utilization,
-                     attention=p.attention)
+                     attention=p.attention, overrides=p.overrides)
         r = recommend(spec, w, gpus, "gpus")
     except HeadroomError:
         return (), ()
@@ -116,9 +118,13 @@ def _comparison(s: Scenario, spec, prices: dict[str, float]) -> tuple[tuple[Opti
 def build_report(s: Scenario, prices: dict[str, float] | None = None) -> ReportData:
     from planner.export import _breakdown
 
+    from dataclasses import replace
+
     spec = s.spec()
-    b = _breakdown(spec, s.plan)
     mem = s.gpu_memory_bytes()
+    # a scenario naming its GPU but not the plan's GPU size: vLLM's memory plan needs the size
+    plan = replace(s.plan, gpu_memory_bytes=mem) if mem and s.plan.gpu_memory_bytes is None else s.plan
+    b = _breakdown(spec, plan)
     title = s.gpu or ("custom GPU" if mem else "no GPU chosen")
     if s.gpu:
         from planner.gpus import find_gpu
@@ -148,20 +154,50 @@ def build_report(s: Scenario, prices: dict[str, float] | None = None) -> ReportD
     )
 
 
-def _plan_rows(d: ReportData) -> list[tuple[str, str]]:
+def _resolved(chosen: str, resolved: str) -> str:
+    """``auto (bf16)`` when the planner resolved the choice to another name; else the name."""
+    return f"{chosen} ({resolved})" if resolved and resolved != chosen else chosen
+
+
+def _plan_items(d: ReportData) -> list[tuple[str, object, str]]:
+    """(input, value, unit) of the plan; numbers stay numbers (CSV writes them plain)."""
+    from planner.export import resolved_names
+
     s, p = d.scenario, d.scenario.plan
-    rows = [("model", d.model_name), ("parameters", f"{d.parameters:,}"), ("weights", p.weights),
-            ("KV cache dtype", p.kv_dtype), ("engine", p.engine), ("batch (concurrent sequences)", str(p.batch)),
-            ("context (tokens per sequence)", f"{p.context:,}"), ("attention", p.attention),
-            ("tensor parallel", str(p.tp)), ("GPU", d.gpu_title), ("GPU count", str(s.gpu_count))]
+    try:
+        weights, kv = resolved_names(s.spec(), p)
+    except HeadroomError:
+        weights, kv = p.weights, p.kv_dtype
+    rows: list[tuple[str, object, str]] = [
+        ("model", d.model_name, ""), ("parameters", d.parameters, ""), ("weights", _resolved(p.weights, weights), ""),
+        ("KV cache dtype", _resolved(p.kv_dtype, kv), ""), ("engine", p.engine, ""),
+        ("batch (concurrent sequences)", p.batch, ""), ("context (tokens per sequence)", p.context, "tokens"),
+        ("attention", p.attention, ""), ("tensor parallel", p.tp, ""), ("GPU", d.gpu_title, ""),
+        ("GPU count", s.gpu_count, "")]
     if d.gpu_memory_bytes:
-        rows.append(("GPU memory (each)", f"{d.gpu_memory_bytes / GIB:,.2f} GiB ({d.gpu_memory_bytes / 1e9:,.2f} GB)"))
+        rows.append(("GPU memory (each)", d.gpu_memory_bytes, "bytes"))
     if p.engine == "vllm":
-        rows += [("gpu_memory_utilization", f"{p.gpu_memory_utilization:g}"), ("max_num_seqs", str(p.max_num_seqs))]
+        rows += [("gpu_memory_utilization", p.gpu_memory_utilization, ""), ("max_num_seqs", p.max_num_seqs, "")]
     if p.prompt_tokens:
-        rows.append(("prompt tokens", f"{p.prompt_tokens:,}"))
+        rows.append(("prompt tokens", p.prompt_tokens, "tokens"))
     for name, v in p.overrides:
-        rows.append((f"override {name}", f"{v:,} bytes"))
+        rows.append((f"override {name}", v, "bytes"))
+    return rows
+
+
+def _plan_rows(d: ReportData) -> list[tuple[str, str]]:
+    """The plan for people: thousands separators, GPU memory in GiB and GB."""
+    rows = []
+    for k, v, unit in _plan_items(d):
+        if k == "GPU memory (each)":
+            text = f"{v / GIB:,.2f} GiB ({v / 1e9:,.2f} GB)"
+        elif isinstance(v, float):
+            text = f"{v:g}"
+        elif isinstance(v, int):
+            text = f"{v:,}" + (" bytes" if unit == "bytes" else "")
+        else:
+            text = str(v)
+        rows.append((k, text))
     return rows
 
 
@@ -262,8 +298,8 @@ def render_csv(d: ReportData) -> str:
     w.writerow(["section", "name", "value", "unit"])
     w.writerow(["report", "created", d.created, ""])
     w.writerow(["report", "link", d.link, ""])
-    for k, v in _plan_rows(d):
-        w.writerow(["plan", k, v, ""])
+    for k, v, unit in _plan_items(d):
+        w.writerow(["plan", k, v if not isinstance(v, float) else f"{v:g}", unit])  # plain numbers, no separators
     for path, n in d.breakdown.as_dict().items():
         w.writerow(["breakdown", path, n, "bytes"])
     w.writerow(["breakdown", "total", d.breakdown.total_bytes, "bytes"])

@@ -200,3 +200,71 @@ def test_app_hub_model_is_embedded_with_the_hosted_limits(monkeypatch):
     with pytest.raises(InputError, match="hosted mode"):
         scenario_for(SimpleNamespace(inputs=SimpleNamespace(source="path", path="/etc", approximate=False, gpu=""),
                                      policy=policy, plan=Plan(), gpus=1, gpu_label=""))
+
+
+def _override_scenario() -> Scenario:
+    """The QA repro: `headroom export --target scenario --model llama-3.1-8b --override
+    overhead/cuda_context=400MiB --gpu l4-24gb`."""
+    return Scenario(ModelSource(catalog="llama-3.1-8b"),
+                    Plan(weights="auto", overrides=(("overhead/cuda_context", 400 << 20),)), gpu="l4-24gb")
+
+
+def test_link_keeps_the_overrides_and_opens_the_same_plan():
+    """QA: the link dropped --override, so the planner opened with a different total."""
+    from urllib.parse import parse_qs, urlparse
+
+    from app import hosted, state
+    from app.app_pages.common import _gpu, choices, make_plan
+    from planner.estimate import estimate
+
+    s = _override_scenario()
+    q = {k: v[-1] for k, v in parse_qs(urlparse(planner_link(s, "https://h.example")).query).items()}
+    assert q["ov.overhead/cuda_context"] == str(400 << 20)
+    inputs, problems = state.from_query(q, choices(hosted.policy()))
+    assert not problems, problems
+    assert inputs.overrides == s.plan.overrides
+    plan = make_plan(inputs, _gpu(inputs)[1])
+    assert (plan.weights, plan.kv_dtype, plan.batch, plan.context, plan.engine, plan.tp, plan.overrides) == (
+        s.plan.weights, s.plan.kv_dtype, s.plan.batch, s.plan.context, s.plan.engine, s.plan.tp, s.plan.overrides)
+    spec = s.spec()
+    assert estimate(spec, plan).total_bytes == _breakdown(spec, s.plan).total_bytes
+    assert estimate(spec, plan).total_bytes != estimate(spec, Plan(weights="auto")).total_bytes  # the override counts
+
+
+def test_csv_numbers_are_plain_and_auto_choices_are_resolved():
+    s = _override_scenario()
+    rows = list(csv.reader(io.StringIO(render_report(s, "csv"))))
+    plan = {r[1]: (r[2], r[3]) for r in rows if r[0] == "plan"}
+    assert plan["parameters"][0] == str(_breakdown(s.spec(), s.plan).parameters)  # 8030261248, no separators
+    assert plan["context (tokens per sequence)"] == ("8192", "tokens")
+    assert plan["GPU memory (each)"] == (str(find_gpu("l4-24gb").memory_bytes), "bytes")
+    assert plan["override overhead/cuda_context"] == (str(400 << 20), "bytes")
+    for r in rows:
+        if r[3] in ("bytes", "tokens", "requests", "bytes free per GPU"):
+            assert int(r[2]) >= 0, r  # a plain integer
+    assert plan["weights"][0] == "auto (bf16)" and plan["KV cache dtype"][0] == "auto (bf16)"
+    md = render_report(s, "md")
+    assert "| weights | auto (bf16) |" in md and "| KV cache dtype | auto (bf16) |" in md
+    ll = Scenario(ModelSource(catalog="llama-3.1-8b"), Plan(engine="llamacpp"))
+    md = render_report(ll, "md")
+    assert "| weights | auto (gguf-Q4_K_M) |" in md and "| KV cache dtype | auto (f16) |" in md
+
+
+@pytest.mark.parametrize("engine", ["transformers", "vllm"])
+def test_gpu_comparison_concurrency_is_fits_max_batch(engine):
+    """The report's GPU table uses recommend, whose verdicts are planner.fit's (with the plan's overrides)."""
+    from planner.fit import fit
+
+    s = Scenario(ModelSource(catalog="llama-3.1-8b"),
+                 Plan(weights="bf16", batch=4, context=32768, engine=engine, max_num_seqs=4,
+                      overrides=(("overhead/cuda_context", 900 << 20),)), gpu="l4-24gb")
+    d = build_report(s)
+    assert d.comparison
+    spec = s.spec()
+    for o in d.comparison:
+        assert o.plan.overrides == s.plan.overrides
+        f = fit(spec, o.plan, o.gpu.memory_bytes, o.count)
+        assert f.fits and o.max_concurrency == f.max_batch, (o.label, o.max_concurrency, f.max_batch)
+    if engine == "transformers":
+        l4 = next(o for o in d.comparison if o.gpu.name == "l4-24gb")
+        assert l4.count == 4  # QA: L4 was reported as needing more than 8 GPUs
