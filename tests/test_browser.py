@@ -145,6 +145,19 @@ def test_plan_share_link_and_every_page(server):
             assert (after != before) == (total(65536) != total(8192))
             page.screenshot(path=os.path.join(IMAGES, "plan.png"))
 
+            # the widest numbers (DeepSeek-V3 in bf16: "1,249.88 GiB") show whole at 1440 px, not "1,249.8..."
+            wide = watch(ctx.new_page())
+            wide.goto(server + "/?src=catalog&model=deepseek-v3&weights=bf16", wait_until="domcontentloaded")
+            _settle(wide)
+            assert _metric(wide, "Weights").startswith("1,2")
+            cut = wide.evaluate(
+                "() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"], "
+                "[data-testid=\"stMetricValue\"] *')].filter(e => e.scrollWidth > e.clientWidth + 1)"
+                ".map(e => e.innerText)")
+            assert cut == [], cut
+            wide.screenshot(path=os.path.join(os.environ.get("TMPDIR", "/tmp"), "headroom_wide_metrics.png"))
+            wide.close()
+
             link = page.locator('[data-testid="stSidebar"] [data-testid="stCode"]').first.inner_text().strip()
             assert parse_qs(urlparse(link).query)["context"] == ["65536"]
             shared = watch(ctx.new_page())
