@@ -393,7 +393,9 @@ def test_export_page_shows_each_target_and_offers_the_downloads():
         text = shown[0]
         if target == "scenario":
             s = loads(text)
-            assert s.model.catalog == "llama-3.1-8b" and s.plan.weights == "bf16"
+            from app.state import DEFAULTS  # the app's default weights (the checkpoint's own: auto)
+
+            assert s.model.catalog == "llama-3.1-8b" and s.plan.weights == DEFAULTS.weights
         elif target == "vllm":
             check_argv("vllm", tuple(" ".join(ln.rstrip("\\").strip() for ln in text.splitlines()
                                               if not ln.startswith("#")).split()))
