@@ -125,7 +125,8 @@ class Option:
     ``gpu_memory_utilization`` x memory); ``free_bytes``: budget minus need (negative: over), the same
     number :func:`planner.fit.fit` reports. For vLLM the need counts the KV cache of ``concurrency``
     requests at full context, not the pool vLLM reserves, and free is what they leave unused in the pool.
-    ``max_concurrency``: requests at the full context that fit (``None`` when it does not fit at all).
+    ``max_concurrency``: requests at the full context that fit, :func:`planner.fit.fit`'s ``max_batch``
+    (0 when not even one fits; ``None`` only for options rejected before any arithmetic).
     """
 
     weights: str

@@ -335,3 +335,17 @@ def test_recommend_page_ranks_what_fits_and_says_why_the_rest_does_not():
 
     s = loads(at.session_state["hr_export_scenario"])
     assert s.plan.engine == "vllm" and s.plan.context == 32768 and s.gpu == ranked.iloc[0]["gpu"]
+
+
+def test_recommend_page_shows_a_bad_choice_once():
+    """A format the engine cannot run is one error box, not one rejected row per GPU."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/recommend.py").run()
+    at.selectbox(key="hr_rec_engine").set_value("llamacpp").run()
+    at.multiselect(key="hr_rec_weights_llamacpp").set_value(["bf16"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "GGUF" in errors[0], errors
+    assert not any("reason" in df.value.columns for df in at.dataframe)
