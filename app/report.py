@@ -116,9 +116,9 @@ def _comparison(s: Scenario, spec, prices: dict[str, float]) -> tuple[tuple[Opti
 
 
 def build_report(s: Scenario, prices: dict[str, float] | None = None) -> ReportData:
-    from planner.export import _breakdown
-
     from dataclasses import replace
+
+    from planner.export import _breakdown
 
     spec = s.spec()
     mem = s.gpu_memory_bytes()

@@ -14,10 +14,9 @@ llama.cpp, GGUF weights in TGI) is an :class:`InputError` saying what to pick in
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import json
 import shlex
+from functools import cached_property
 
 from planner.breakdown import MemoryBreakdown
 from planner.errors import InputError

@@ -146,7 +146,10 @@ def fit(spec: ModelSpec, plan: Plan, device_bytes: int, gpus: int = 1, *, stored
     if fits:
         reason = f"needs {peak / 2**30:.2f} GiB{per} of {where}; {(capacity - peak) / 2**30:.2f} GiB free"
     else:
-        reason = f"needs {peak / 2**30:.2f} GiB{per} but {where} has {capacity / 2**30:.2f} GiB"
+        has = (f"each of the {gpus} GPUs has" if per else
+               f"the {gpus} GPUs have" if gpus > 1 else "the device has")
+        reason = (f"needs {peak / 2**30:.2f} GiB{per} but {has} {capacity / 2**30:.2f} GiB: "
+                  f"{(peak - capacity) / 2**30:.2f} GiB short")
     if max_context == limit and limit < MAX_CONTEXT:
         reason += f"; max_context capped at the model's max_position_embeddings ({limit:,})"
     if plan.engine == "llamacpp" and gpus > 1:

@@ -383,8 +383,8 @@ def evaluate(spec: ModelSpec, workload: Workload, weights: str, kv_dtype: str, g
         else:
             b = estimate(spec, plan)
             shares = 1
-        from planner.fit import fit_predicate, largest
         from planner.estimate import MAX_BATCH
+        from planner.fit import fit_predicate, largest
 
         budget = gpu.memory_bytes
         kv = -(-b.kv_cache_bytes // shares)

@@ -17,21 +17,30 @@ TINY_CONFIG = {
     "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 1000, "max_position_embeddings": 2048,
 }
 
-plans = st.builds(
+@st.composite
+def _cache(draw):
+    """cache, context and max_cache_len as Plan accepts them: a length only for a static cache, >= context."""
+    context = draw(st.integers(1, 1 << 20))
+    cache = draw(st.sampled_from(CACHES))
+    length = draw(st.none() | st.integers(context, 1 << 21)) if cache == "static" else None
+    return dict(cache=cache, context=context, max_cache_len=length)
+
+
+plans = _cache().flatmap(lambda c: st.builds(
     Plan,
+    cache=st.just(c["cache"]), context=st.just(c["context"]), max_cache_len=st.just(c["max_cache_len"]),
     weights=st.sampled_from(["auto", "bf16", "fp8", "bnb-nf4-dq", "gguf-Q4_K_M"]),
     kv_dtype=st.sampled_from(["auto", "fp8_e4m3", "int4", "q8_0"]),
-    batch=st.integers(1, 4096), context=st.integers(1, 1 << 20),
+    batch=st.integers(1, 4096),
     engine=st.sampled_from(ENGINES), attention=st.sampled_from(ATTENTIONS), tp=st.integers(1, 8),
-    cache=st.sampled_from(CACHES), mode=st.sampled_from(MODES), device=st.sampled_from(["gpu", "cpu"]),
-    max_cache_len=st.none() | st.integers(1, 1 << 20),
+    mode=st.sampled_from(MODES), device=st.sampled_from(["gpu", "cpu"]),
     gpu_memory_bytes=st.none() | st.integers(1, 1 << 40),
     gpu_memory_utilization=st.floats(0.01, 1.0),
     max_num_batched_tokens=st.none() | st.integers(1, 1 << 16),
     max_num_seqs=st.integers(1, 1024), n_gpu_layers=st.none() | st.integers(0, 200),
     overrides=st.lists(st.tuples(st.sampled_from(["overhead/cuda_context", "overhead/non_torch"]),
                                  st.integers(0, 1 << 34)), max_size=2).map(tuple),
-)
+))
 sources = st.one_of(
     st.sampled_from(["llama-3.1-8b", "qwen2.5-7b", "llama-3.1-70b"]).map(lambda n: ModelSource(catalog=n)),
     st.builds(lambda h, a: ModelSource.from_config(TINY_CONFIG, hub_id=h, approximate=a),
