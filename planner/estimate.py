@@ -144,8 +144,6 @@ def _transformers_breakdown(spec: ModelSpec, plan: Plan, stored: StoredWeights |
         f"activations: the largest transient of {plan.mode}() ({phase} phase; prefill of {prefill:,} tokens "
         f"per sequence, {attn} attention); peak = weights + KV cache at {plan.context:,} tokens + that transient"
     )
-    if "mamba" in spec.layer_types:
-        assumptions.append("Mamba layers' conv/SSM state is not counted in the KV cache")
     assumptions += tp_notes(spec, plan.tp)
     assumptions += olines
     if spec.approximate:
