@@ -11,8 +11,10 @@ import os
 from dataclasses import dataclass
 
 from planner.catalog import catalog_spec
+from planner.engines import VLLM_MAX_BATCHED_TOKENS_DEFAULT
 from planner.errors import InputError, SourceError
 from planner.estimate import ATTENTIONS, CACHES, ENGINES, MODES, Plan
+from planner.gpus import find_gpu
 from planner.spec import MAX_CONFIG_BYTES, ModelSpec, load_config_text, parse_config
 from planner.stored import StoredWeights, read_model_dir
 
@@ -125,3 +127,73 @@ def plan_from_args(args: argparse.Namespace, **extra) -> Plan:
         prompt_tokens=args.prompt_tokens, engine=args.engine, attention=args.attention, cache=args.cache,
         mode=args.mode, tp=args.tp, device="cpu" if args.cpu else "gpu", **extra,
     )
+
+
+#: --memory-gib upper bound: far above any single accelerator
+MAX_MEMORY_GIB = 1 << 20
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def add_device_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    g = p.add_argument_group("device")
+    dev = g.add_mutually_exclusive_group(required=required)
+    dev.add_argument("--gpu", metavar="NAME", help="GPU from the catalog (see 'headroom gpus')")
+    dev.add_argument("--memory-gib", type=positive_float, metavar="X", help="memory of one device in GiB")
+    g.add_argument("--gpus", type=positive_int, default=None,
+                   help="number of GPUs (tensor parallel for transformers/vllm; default: --tp)")
+    g.add_argument("--gpu-memory-utilization", type=positive_float, default=0.9,
+                   help="vllm: fraction of each GPU vLLM may use (default 0.9)")
+    g.add_argument("--max-num-batched-tokens", type=positive_int, default=None,
+                   help="vllm: tokens of the profiling run (default: vLLM serve's, 8192 on >= 70 GiB "
+                        "GPUs other than A100s, else 2048)")
+    g.add_argument("--max-num-seqs", type=positive_int, default=256,
+                   help="vllm: max sequences at once (default 256; vllm serve uses 1024 on >= 70 GiB GPUs "
+                        "other than A100s)")
+    g.add_argument("--n-gpu-layers", type=int, default=None, metavar="N",
+                   help="llamacpp: layers offloaded to the GPU (-ngl; default all)")
+
+
+def device_from_args(args) -> tuple[int | None, int, str]:
+    """(bytes of one device or None when no device was given, number of devices, label)."""
+    gpus = args.gpus if args.gpus is not None else args.tp
+    if args.gpus is not None and args.tp not in (1, args.gpus):
+        raise InputError(f"--tp {args.tp} and --gpus {args.gpus} disagree; give one of them")
+    if not args.gpu and args.memory_gib is None:
+        return None, gpus, ""
+    if args.gpu:
+        g = find_gpu(args.gpu)
+        if getattr(args, "engine", None) == "vllm" and g.vendor == "apple":
+            raise InputError(f"vLLM does not run on Apple GPUs ({g.name}); use --engine llamacpp or transformers")
+        return g.memory_bytes, gpus, g.name
+    if args.memory_gib > MAX_MEMORY_GIB:
+        raise InputError(f"--memory-gib must be at most {MAX_MEMORY_GIB:,}, got {args.memory_gib:g}")
+    return int(args.memory_gib * 2**30), gpus, f"{args.memory_gib:g} GiB"
+
+
+def engine_extra(args, device_bytes: int | None) -> dict:
+    tokens = args.max_num_batched_tokens
+    if tokens is None and args.gpu and "a100" in args.gpu.lower():
+        # vLLM keeps the small default (2048) on A100s whatever their memory (EngineArgs, PR #17885)
+        tokens = VLLM_MAX_BATCHED_TOKENS_DEFAULT
+    return dict(gpu_memory_bytes=device_bytes, gpu_memory_utilization=args.gpu_memory_utilization,
+                max_num_batched_tokens=tokens, max_num_seqs=args.max_num_seqs, n_gpu_layers=args.n_gpu_layers)
+
+
+def resolve_args(args: argparse.Namespace):
+    """(model source, plan, (bytes of one device or None, device count, label)) for estimate and fit.
+
+    The plan carries the engine settings sized to the device (vLLM needs the GPU's memory).
+    """
+    src = source_from_args(args)
+    device = device_from_args(args)
+    return src, plan_from_args(args, **engine_extra(args, device[0])), device
+

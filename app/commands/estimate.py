@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from app.cli_common import add_model_args, add_plan_args, plan_from_args, source_from_args
-from app.commands.fit import add_device_args, device_from_args, engine_extra
+from app.cli_common import add_device_args, add_model_args, add_plan_args, resolve_args
 from planner.breakdown import GROUPS, MemoryBreakdown
 from planner.estimate import estimate
 
@@ -26,9 +25,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    src = source_from_args(args)
-    device_bytes, gpus, label = device_from_args(args)
-    plan = plan_from_args(args, **engine_extra(args, device_bytes))
+    src, plan, (device_bytes, gpus, label) = resolve_args(args)
     if gpus != plan.tp and plan.engine != "llamacpp":
         plan = dataclasses.replace(plan, tp=gpus)  # --gpus N means tensor parallel over N
     b = estimate(src.spec, plan, stored=src.stored)

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli_common import add_model_args, positive_int, source_from_args
-from app.commands.fit import add_device_args, device_from_args, engine_extra
+from app.cli_common import (
+    add_device_args,
+    add_model_args,
+    device_from_args,
+    engine_extra,
+    positive_int,
+    source_from_args,
+)
 from planner.estimate import ATTENTIONS, CACHES, ENGINES, MODES, Plan
 
 
