@@ -19,6 +19,7 @@ from typing import Any
 
 from planner.errors import HeadroomError, InputError, SourceError
 from planner.estimate import Plan
+from planner.jsondoc import parse_json_document
 from planner.spec import MAX_CONFIG_BYTES, ModelSpec, parse_config
 
 SCHEMA_VERSION = 1
@@ -275,21 +276,8 @@ def dumps(s: Scenario) -> str:
 
 def loads(text: str | bytes) -> Scenario:
     """Parse scenario JSON text; every problem is one InputError naming the field."""
-    if isinstance(text, bytes):
-        if len(text) > MAX_SCENARIO_BYTES:
-            raise InputError(f"a scenario file is at most {MAX_SCENARIO_BYTES:,} bytes; this one is {len(text):,}")
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError("a scenario file must be UTF-8 JSON text") from None
-    if len(text) > MAX_SCENARIO_BYTES:
-        raise InputError(f"a scenario file is at most {MAX_SCENARIO_BYTES:,} characters")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"the scenario file is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-    except RecursionError:
-        raise InputError("the scenario file is nested too deeply") from None
+    data = parse_json_document(text, source="the scenario file", kind="a Headroom scenario",
+                               limit=MAX_SCENARIO_BYTES, error=InputError)
     return Scenario.from_dict(data)
 
 

@@ -9,13 +9,13 @@ Where a branch exists because one model family needs it, a short comment names t
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from planner.errors import ConfigError
+from planner.jsondoc import parse_json_document
 
 #: Largest config.json we accept (bytes). Real configs are a few KiB; 1 MiB leaves room for
 #: multimodal configs with long token maps while bounding what an upload or link can make us parse.
@@ -201,23 +201,8 @@ class ModelSpec:
 
 def load_config_text(text: str | bytes, *, source: str = "config.json") -> dict[str, Any]:
     """Parse config.json text into a dict, with a clear error for anything that is not a JSON object."""
-    if isinstance(text, bytes):
-        if len(text) > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                f"{source} is {len(text):,} bytes; a model config is at most {MAX_CONFIG_BYTES:,} bytes"
-            )
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{source} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{source} is {len(text):,} characters; a model config is at most {MAX_CONFIG_BYTES:,}")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{source} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-    except RecursionError:
-        raise ConfigError(f"{source} is nested too deeply to be a model config") from None
+    data = parse_json_document(text, source=source, kind="a model config", limit=MAX_CONFIG_BYTES,
+                               error=ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a JSON object, got {type(data).__name__}")
     return data
