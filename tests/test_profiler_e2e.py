@@ -20,8 +20,9 @@ pytest.importorskip("torch")
 
 from app.cli import main  # noqa: E402
 from planner.spec import parse_config  # noqa: E402
-from profiler.reconcile import EXACT, reconcile_point  # noqa: E402
+from profiler.reconcile import reconcile_point  # noqa: E402
 from profiler.request import ProfileRequest, grid  # noqa: E402
+from tests._profiling import exact_mismatches  # noqa: E402
 
 TINY = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
@@ -116,15 +117,8 @@ def _profile_here(weights: str, points) -> tuple[dict, list[dict], ProfileReques
 @pytest.mark.parametrize("weights", ["bf16", "bnb-int8", "bnb-nf4"])
 def test_worker_measured_bytes_equal_prediction_exactly(weights):
     load, points, req = _profile_here(weights, grid([1, 2], [24], 2))
-    spec = parse_config(dict(TINY))
     assert all(p["status"] == "ok" for p in points), points
-    for p in points:
-        pt = req.points[p["index"]]
-        row = {"idx": p["index"], "batch": pt.batch, "prompt_tokens": pt.prompt_tokens,
-               "new_tokens": pt.new_tokens, "measured": p["measured"]}
-        for r in reconcile_point(spec, req.to_json(), load, row):
-            if r["component"] in EXACT:
-                assert r["abs_error_bytes"] == 0, (weights, r)
+    assert exact_mismatches(TINY, req, load, points) == [], weights
     if weights.startswith("bnb-"):
         assert load["quant_state_bytes"] > 0
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from planner.spec import parse_config
-from profiler.reconcile import EXACT, reconcile_point
 from profiler.request import ProfileRequest, grid
+from tests._profiling import exact_mismatches
 
 pytestmark = pytest.mark.gpu
 
@@ -35,16 +34,9 @@ def _profile(weights: str):
 @pytest.mark.parametrize("weights", ["bf16", "fp16", "bnb-int8", "bnb-nf4", "bnb-nf4-dq"])
 def test_gpu_measured_bytes_equal_prediction_exactly(weights):
     req, facts, load, points = _profile(weights)
-    spec = parse_config(dict(TINY))
     assert facts["gpu_name"] and facts["gpu_memory_bytes"] > 0
-    for p in points:
-        assert p["status"] == "ok", p
-        pt = req.points[p["index"]]
-        row = {"idx": p["index"], "batch": pt.batch, "prompt_tokens": pt.prompt_tokens,
-               "new_tokens": pt.new_tokens, "measured": p["measured"]}
-        for r in reconcile_point(spec, req.to_json(), load, row):
-            if r["component"] in EXACT:
-                assert r["abs_error_bytes"] == 0, (weights, r)
+    assert all(p["status"] == "ok" for p in points), points
+    assert exact_mismatches(TINY, req, load, points) == [], weights
 
 
 def test_gpu_allocator_holds_at_least_the_exact_tensors():
