@@ -50,28 +50,26 @@ def model_bytes(model) -> dict[str, int]:
     ``quant_state_bytes`` (with a per-kind split ``quant_state/<kind>_bytes``), ``buffers_bytes``
     (rotary tables and other buffers), ``parameters`` (element count of unquantized tensors as stored)."""
     seen: set = set()
+
+    def first_time(t) -> bool:
+        """True the first time a storage is met: shared (tied) tensors are counted once."""
+        k = _key(t)
+        if k in seen:
+            return False
+        seen.add(k)
+        return True
+
     params = qstate = buffers = count = 0
     per_kind: dict[str, int] = {}
-    for p in model.parameters():
-        k = _key(p)
-        if k in seen:
-            continue
-        seen.add(k)
+    for p in filter(first_time, model.parameters()):
         params += _nbytes(p)
         count += p.numel()
         for kind, t in quant_state_tensors(p).items():
-            tk = _key(t)
-            if tk in seen:
-                continue
-            seen.add(tk)
-            b = _nbytes(t)
-            qstate += b
-            per_kind[kind] = per_kind.get(kind, 0) + b
-    for b in model.buffers():
-        k = _key(b)
-        if k in seen:
-            continue
-        seen.add(k)
+            if first_time(t):
+                b = _nbytes(t)
+                qstate += b
+                per_kind[kind] = per_kind.get(kind, 0) + b
+    for b in filter(first_time, model.buffers()):
         buffers += _nbytes(b)
     out = {"parameters_bytes": params, "quant_state_bytes": qstate, "buffers_bytes": buffers,
            "stored_elements": count}
